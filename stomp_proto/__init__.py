@@ -1,0 +1,56 @@
+"""stomp-proto: a sans-IO implementation of STOMP 1.0, 1.1 and 1.2.
+
+Only the names listed in ``__all__`` are public.
+"""
+
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import (
+    Abort,
+    Ack,
+    Begin,
+    Commit,
+    Connect,
+    Connected,
+    ConnectionClosed,
+    Disconnect,
+    Error,
+    Event,
+    Heartbeat,
+    Message,
+    Nack,
+    Receipt,
+    Send,
+    Subscribe,
+    Unsubscribe,
+)
+from ._frame import SUPPORTED_VERSIONS, Frame
+from ._parser import FrameParser
+
+__version__ = "0.1.0.dev0"
+
+__all__ = (
+    "SUPPORTED_VERSIONS",
+    "Abort",
+    "Ack",
+    "Begin",
+    "Commit",
+    "Connect",
+    "Connected",
+    "ConnectionClosed",
+    "Disconnect",
+    "Error",
+    "Event",
+    "Frame",
+    "FrameParser",
+    "Heartbeat",
+    "LocalProtocolError",
+    "Message",
+    "Nack",
+    "ProtocolError",
+    "Receipt",
+    "RemoteProtocolError",
+    "Send",
+    "Subscribe",
+    "Unsubscribe",
+    "__version__",
+)

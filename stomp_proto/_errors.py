@@ -1,0 +1,58 @@
+"""The exceptions stomp-proto raises.
+
+Two kinds of misbehaviour are kept apart, as h11 and wsproto do:
+
+* :class:`LocalProtocolError`: *our caller* asked for something the protocol
+  forbids (sending a frame in the wrong state, a header value the negotiated
+  version cannot represent, ...). It is a bug in the calling program.
+* :class:`RemoteProtocolError`: *the peer* sent something illegal. Every
+  malformed input ends in this exception and nothing else.
+
+After either, the connection object that raised is in its ``ERROR`` state.
+A remote error knows what the ERROR frame answering it should say, so that a
+server can tell the client why it is being disconnected (STOMP 1.2: "the
+server MUST close the connection" after ERROR).
+"""
+
+from __future__ import annotations
+
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+
+
+class ProtocolError(Exception):
+    """Base class of every protocol violation stomp-proto reports.
+
+    Attributes:
+        message: a short, single-line description, safe to put in a STOMP
+            ``message`` header.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class LocalProtocolError(ProtocolError):
+    """The local program asked for something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow.
+
+    Attributes:
+        receipt_id: the ``receipt`` header of the offending frame, when it had
+            one and it could be read (the ERROR then carries ``receipt-id``).
+        error_headers: extra headers the answering ERROR frame should carry,
+            e.g. ``version`` after a failed version negotiation.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        receipt_id: str | None = None,
+        error_headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.receipt_id = receipt_id
+        self.error_headers = error_headers

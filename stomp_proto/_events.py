@@ -1,0 +1,572 @@
+"""Events: one class per STOMP command, plus Heartbeat and ConnectionClosed.
+
+The same classes travel both ways, as in h11 and wsproto: a connection's
+``next_event()`` returns them and its ``send()`` takes them. Each is a
+frozen, slotted, keyword-only dataclass with a typed field for every header
+the STOMP specification defines for that frame; all other headers (user
+headers, broker extensions such as ``selector`` or ``prefetch-count``, and
+later repeats of a typed header, which STOMP 1.2 keeps only as history) stay
+in ``headers`` in wire order. ``content-length`` is never a field: it is
+derived from ``body`` when serializing.
+
+Events built by users are validated on construction; events the parser
+builds skip that step (h11's fast path), since the frame was already checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._frame import Frame
+
+__all__ = [
+    "HEARTBEAT",
+    "Abort",
+    "Ack",
+    "Begin",
+    "Commit",
+    "Connect",
+    "Connected",
+    "ConnectionClosed",
+    "Disconnect",
+    "Error",
+    "Event",
+    "Heartbeat",
+    "Message",
+    "Nack",
+    "Receipt",
+    "Send",
+    "Subscribe",
+    "Unsubscribe",
+]
+
+Headers = tuple[tuple[str, str], ...]
+_new = object.__new__
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base class of every event.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The STOMP command this event stands for ("" for Heartbeat/ConnectionClosed).
+    COMMAND: ClassVar[str] = ""
+    # (wire name, attribute) of the typed string headers, in the order written.
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # Attributes that must be present (in a parsed frame) and non-empty.
+    _REQUIRED: ClassVar[tuple[str, ...]] = ()
+    _DEFAULTS: ClassVar[dict[str, str]] = {}
+    _HAS_BODY: ClassVar[bool] = False
+    _WIRE: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls) -> None:
+        # No super() call: slots=True rebuilds the class, which breaks the
+        # zero-argument form, and object.__init_subclass__ does nothing.
+        wire = dict(cls._FIELDS)
+        wire["content-length"] = ""  # derived from the body; never kept
+        cls._WIRE = wire
+
+    def __post_init__(self) -> None:
+        for wire, attr in self._FIELDS:
+            value = getattr(self, attr)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{self.COMMAND} {wire} must be a str, not {type(value).__name__}")
+        for attr in self._REQUIRED:
+            if not getattr(self, attr):
+                wire = next(w for w, a in self._FIELDS if a == attr)
+                raise LocalProtocolError(f"{self.COMMAND} needs a non-empty {wire} header")
+        headers = getattr(self, "headers", ())
+        if not isinstance(headers, tuple) or not all(
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+            for pair in headers
+        ):
+            raise TypeError(f"{self.COMMAND} headers must be a tuple of (str, str) pairs")
+        if self._HAS_BODY and not isinstance(getattr(self, "body"), bytes):
+            raise TypeError(f"{self.COMMAND} body must be bytes")
+
+    # -- conversion to and from frames ---------------------------------------
+
+    @classmethod
+    def _from_frame(cls, frame: Frame) -> Any:
+        """Build the event for a parsed ``frame`` without re-validating it."""
+        wire = cls._WIRE
+        values: dict[str, str] = {}
+        extra = []
+        for name, value in frame.headers:
+            attr = wire.get(name)
+            if attr is None or attr in values:
+                extra.append((name, value))
+            else:
+                values[attr] = value
+        for attr in cls._REQUIRED:
+            if attr not in values:
+                name = next(w for w, a in cls._FIELDS if a == attr)
+                raise RemoteProtocolError(
+                    f"{frame.command} frame is missing the required {name!r} header",
+                    receipt_id=values.get("receipt"),
+                )
+        event = _new(cls)
+        defaults = cls._DEFAULTS
+        for _, attr in cls._FIELDS:
+            _set(event, attr, values.get(attr, defaults.get(attr)))
+        _set(event, "headers", tuple(extra))
+        if cls._HAS_BODY:
+            _set(event, "body", frame.body)
+        event._convert(values, frame)
+        return event
+
+    def _convert(self, values: dict[str, str], frame: Frame) -> None:
+        """Set the fields that are not plain strings (overridden where needed)."""
+
+    def _frame_headers(self, version: str) -> list[tuple[str, str]]:
+        out = [(wire, value) for wire, attr in self._FIELDS if (value := getattr(self, attr)) is not None]
+        out.extend(getattr(self, "headers", ()))
+        return out
+
+    def to_frame(self, version: str = "1.2") -> Frame:
+        """Return the :class:`Frame` for this event in a session of ``version``."""
+        body = getattr(self, "body", b"") if self._HAS_BODY else b""
+        return Frame(self.COMMAND, tuple(self._frame_headers(version)), body)
+
+    def make_receipt(self) -> Receipt:
+        """Return the RECEIPT that answers this client frame's ``receipt`` header.
+
+        Raises:
+            LocalProtocolError: the frame did not ask for a receipt.
+        """
+        receipt = getattr(self, "receipt", None)
+        if receipt is None:
+            raise LocalProtocolError(f"this {self.COMMAND or 'event'} did not ask for a receipt")
+        return Receipt(receipt_id=receipt)
+
+
+def _parse_heart_beat(command: str, value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (0, 0)
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) < 16 for p in parts):
+        raise RemoteProtocolError(
+            f"{command} header heart-beat:{value[:40]!r} is not two non-negative integers"
+        )
+    return (int(parts[0]), int(parts[1]))
+
+
+def _check_heart_beat(command: str, value: object) -> None:
+    if not (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        raise LocalProtocolError(f"{command} heart_beat must be two non-negative ints")
+
+
+# -- client frames -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connect(Event):
+    """CONNECT (or its 1.1+ alias STOMP): open a session.
+
+    Attributes:
+        accept_version: the versions the client speaks; ``()`` means the
+            header is absent, which means STOMP 1.0.
+        host: the virtual host (required by 1.1+; stompjs omits it).
+        heart_beat: ``(cx, cy)`` in milliseconds: the client can send every
+            ``cx`` ms and wants to hear from the server every ``cy`` ms.
+        stomp: send the frame as ``STOMP`` instead of ``CONNECT``.
+    """
+
+    COMMAND: ClassVar[str] = "CONNECT"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("host", "host"),
+        ("login", "login"),
+        ("passcode", "passcode"),
+    )
+
+    accept_version: tuple[str, ...] = ("1.0", "1.1", "1.2")
+    host: str | None = None
+    login: str | None = None
+    passcode: str | None = None
+    heart_beat: tuple[int, int] = (0, 0)
+    stomp: bool = False
+    headers: Headers = ()
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        if not isinstance(self.accept_version, tuple) or not all(
+            isinstance(v, str) for v in self.accept_version
+        ):
+            raise TypeError("CONNECT accept_version must be a tuple of str")
+        _check_heart_beat("CONNECT", self.heart_beat)
+
+    def _convert(self, values: dict[str, str], frame: Frame) -> None:
+        extra = []
+        accept = heart = None
+        for name, value in self.headers:
+            if name == "accept-version" and accept is None:
+                accept = value
+            elif name == "heart-beat" and heart is None:
+                heart = value
+            else:
+                extra.append((name, value))
+        _set(self, "headers", tuple(extra))
+        _set(
+            self,
+            "accept_version",
+            () if accept is None else tuple(v.strip() for v in accept.split(",")),
+        )
+        _set(self, "heart_beat", _parse_heart_beat(frame.command, heart))
+        _set(self, "stomp", frame.command == "STOMP")
+
+    def _frame_headers(self, version: str) -> list[tuple[str, str]]:
+        out = []
+        if self.accept_version:
+            out.append(("accept-version", ",".join(self.accept_version)))
+        out.extend(Event._frame_headers(self, version))
+        if self.heart_beat != (0, 0):
+            out.append(("heart-beat", f"{self.heart_beat[0]},{self.heart_beat[1]}"))
+        return out
+
+    def to_frame(self, version: str = "1.2") -> Frame:
+        return Frame("STOMP" if self.stomp else "CONNECT", tuple(self._frame_headers(version)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send(Event):
+    """SEND: publish ``body`` to ``destination``.
+
+    Attributes:
+        content_length: write a ``content-length`` header (default). False
+            leaves it out, which ActiveMQ takes as a text message; refused
+            for a body containing NUL.
+    """
+
+    COMMAND: ClassVar[str] = "SEND"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("destination", "destination"),
+        ("content-type", "content_type"),
+        ("transaction", "transaction"),
+        ("receipt", "receipt"),
+    )
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination",)
+    _HAS_BODY: ClassVar[bool] = True
+
+    destination: str
+    body: bytes = b""
+    content_type: str | None = None
+    transaction: str | None = None
+    receipt: str | None = None
+    headers: Headers = ()
+    content_length: bool = field(default=True, compare=False)
+
+    def _convert(self, values: dict[str, str], frame: Frame) -> None:
+        _set(self, "content_length", True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribe(Event):
+    """SUBSCRIBE to ``destination`` as subscription ``id``.
+
+    ``ack`` is ``"auto"``, ``"client"`` or ``"client-individual"`` (1.1+).
+    ``id`` is optional only in STOMP 1.0.
+    """
+
+    COMMAND: ClassVar[str] = "SUBSCRIBE"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("destination", "destination"),
+        ("id", "id"),
+        ("ack", "ack"),
+        ("receipt", "receipt"),
+    )
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination",)
+    _DEFAULTS: ClassVar[dict[str, str]] = {"ack": "auto"}
+
+    destination: str
+    id: str | None = None
+    ack: str = "auto"
+    receipt: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsubscribe(Event):
+    """UNSUBSCRIBE subscription ``id`` (STOMP 1.0 also allows ``destination``)."""
+
+    COMMAND: ClassVar[str] = "UNSUBSCRIBE"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("id", "id"),
+        ("destination", "destination"),
+        ("receipt", "receipt"),
+    )
+
+    id: str | None = None
+    destination: str | None = None
+    receipt: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack(Event):
+    """ACK a message.
+
+    STOMP identifies the message differently per version: 1.2 by ``id`` (the
+    MESSAGE's ``ack`` header), 1.1 by ``message_id`` and ``subscription``,
+    1.0 by ``message_id``. :meth:`Message.make_ack` fills all three and the
+    connection writes the ones its version needs.
+    """
+
+    COMMAND: ClassVar[str] = "ACK"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("id", "id"),
+        ("message-id", "message_id"),
+        ("subscription", "subscription"),
+        ("transaction", "transaction"),
+        ("receipt", "receipt"),
+    )
+
+    id: str | None = None
+    message_id: str | None = None
+    subscription: str | None = None
+    transaction: str | None = None
+    receipt: str | None = None
+    headers: Headers = ()
+
+    def _frame_headers(self, version: str) -> list[tuple[str, str]]:
+        if version == "1.2":
+            ident = [("id", self.id)]
+        else:
+            ident = [("message-id", self.message_id)]
+            if self.subscription is not None:
+                ident.append(("subscription", self.subscription))
+        missing = [name for name, value in ident if value is None and name != "subscription"]
+        if version == "1.1" and self.subscription is None:
+            missing.append("subscription")
+        if missing:
+            raise LocalProtocolError(
+                f"{self.COMMAND} in STOMP {version} needs {' and '.join(missing)}"
+            )
+        out = [(name, value) for name, value in ident if value is not None]
+        if self.transaction is not None:
+            out.append(("transaction", self.transaction))
+        if self.receipt is not None:
+            out.append(("receipt", self.receipt))
+        out.extend(self.headers)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nack(Ack):
+    """NACK a message (STOMP 1.1+); identified like :class:`Ack`."""
+
+    COMMAND: ClassVar[str] = "NACK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Begin(Event):
+    """BEGIN transaction ``transaction``."""
+
+    COMMAND: ClassVar[str] = "BEGIN"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("transaction", "transaction"),
+        ("receipt", "receipt"),
+    )
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("transaction",)
+
+    transaction: str
+    receipt: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Commit(Begin):
+    """COMMIT transaction ``transaction``."""
+
+    COMMAND: ClassVar[str] = "COMMIT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Abort(Begin):
+    """ABORT transaction ``transaction``."""
+
+    COMMAND: ClassVar[str] = "ABORT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnect(Event):
+    """DISCONNECT, gracefully when ``receipt`` is set (wait for its RECEIPT)."""
+
+    COMMAND: ClassVar[str] = "DISCONNECT"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("receipt", "receipt"),)
+
+    receipt: str | None = None
+    headers: Headers = ()
+
+
+# -- server frames -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected(Event):
+    """CONNECTED: the server accepted the session in ``version``.
+
+    ``heart_beat`` is ``(sx, sy)``: the server can send every ``sx`` ms and
+    wants to hear from the client every ``sy`` ms.
+    """
+
+    COMMAND: ClassVar[str] = "CONNECTED"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("version", "version"),
+        ("session", "session"),
+        ("server", "server"),
+    )
+    _DEFAULTS: ClassVar[dict[str, str]] = {"version": "1.0"}
+
+    version: str = "1.2"
+    heart_beat: tuple[int, int] = (0, 0)
+    session: str | None = None
+    server: str | None = None
+    headers: Headers = ()
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _check_heart_beat("CONNECTED", self.heart_beat)
+
+    def _convert(self, values: dict[str, str], frame: Frame) -> None:
+        extra = []
+        heart = None
+        for name, value in self.headers:
+            if name == "heart-beat" and heart is None:
+                heart = value
+            else:
+                extra.append((name, value))
+        _set(self, "headers", tuple(extra))
+        _set(self, "heart_beat", _parse_heart_beat("CONNECTED", heart))
+
+    def _frame_headers(self, version: str) -> list[tuple[str, str]]:
+        out = Event._frame_headers(self, version)
+        if self.heart_beat != (0, 0):
+            out.append(("heart-beat", f"{self.heart_beat[0]},{self.heart_beat[1]}"))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message(Event):
+    """MESSAGE: a message delivered to subscription ``subscription``.
+
+    ``ack`` (1.2) is the id an ACK or NACK must echo; present for client and
+    client-individual subscriptions.
+    """
+
+    COMMAND: ClassVar[str] = "MESSAGE"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("destination", "destination"),
+        ("message-id", "message_id"),
+        ("subscription", "subscription"),
+        ("ack", "ack"),
+        ("content-type", "content_type"),
+    )
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination", "message_id")
+    _HAS_BODY: ClassVar[bool] = True
+
+    destination: str
+    message_id: str
+    subscription: str | None = None
+    ack: str | None = None
+    content_type: str | None = None
+    body: bytes = b""
+    headers: Headers = ()
+
+    def make_ack(self, *, transaction: str | None = None, receipt: str | None = None) -> Ack:
+        """Return the ACK for this message (any version's identification)."""
+        return Ack(
+            id=self.ack,
+            message_id=self.message_id,
+            subscription=self.subscription,
+            transaction=transaction,
+            receipt=receipt,
+        )
+
+    def make_nack(self, *, transaction: str | None = None, receipt: str | None = None) -> Nack:
+        """Return the NACK for this message (STOMP 1.1+)."""
+        return Nack(
+            id=self.ack,
+            message_id=self.message_id,
+            subscription=self.subscription,
+            transaction=transaction,
+            receipt=receipt,
+        )
+
+    def text(self, default_charset: str = "utf-8") -> str:
+        """The body decoded per ``content-type``'s charset (UTF-8 by default)."""
+        return self.to_frame().text(default_charset)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt(Event):
+    """RECEIPT for the client frame whose ``receipt`` header was ``receipt_id``.
+
+    Attributes:
+        confirms: on a :class:`ClientConnection`, the event this RECEIPT
+            confirms (set when received; not part of equality).
+    """
+
+    COMMAND: ClassVar[str] = "RECEIPT"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("receipt-id", "receipt_id"),)
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("receipt_id",)
+
+    receipt_id: str
+    headers: Headers = ()
+    confirms: Event | None = field(default=None, compare=False, repr=False)
+
+    def _convert(self, values: dict[str, str], frame: Frame) -> None:
+        _set(self, "confirms", None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error(Event):
+    """ERROR: the server reports a failure and closes the connection."""
+
+    COMMAND: ClassVar[str] = "ERROR"
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("message", "message"),
+        ("receipt-id", "receipt_id"),
+        ("content-type", "content_type"),
+    )
+    _HAS_BODY: ClassVar[bool] = True
+
+    message: str | None = None
+    receipt_id: str | None = None
+    content_type: str | None = None
+    body: bytes = b""
+    headers: Headers = ()
+
+
+# -- not frames ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(Event):
+    """An EOL between frames: a heart-beat (or just liveness) from the peer."""
+
+    def to_frame(self, version: str = "1.2") -> Frame:
+        raise LocalProtocolError("a heart-beat is not a frame")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed(Event):
+    """The peer closed the transport (EOF)."""
+
+    def to_frame(self, version: str = "1.2") -> Frame:
+        raise LocalProtocolError("ConnectionClosed is not a frame")
+
+
+#: The one Heartbeat instance the parser hands out.
+HEARTBEAT = Heartbeat()
