@@ -3,6 +3,7 @@
 Only the names listed in ``__all__`` are public.
 """
 
+from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, Sentinel, ServerConnection
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
     Abort,
@@ -25,14 +26,18 @@ from ._events import (
 )
 from ._frame import SUPPORTED_VERSIONS, Frame
 from ._parser import FrameParser
+from ._state import State
 
 __version__ = "0.1.0.dev0"
 
 __all__ = (
+    "NEED_DATA",
+    "PAUSED",
     "SUPPORTED_VERSIONS",
     "Abort",
     "Ack",
     "Begin",
+    "ClientConnection",
     "Commit",
     "Connect",
     "Connected",
@@ -43,6 +48,7 @@ __all__ = (
     "Frame",
     "FrameParser",
     "Heartbeat",
+    "Limits",
     "LocalProtocolError",
     "Message",
     "Nack",
@@ -50,6 +56,9 @@ __all__ = (
     "Receipt",
     "RemoteProtocolError",
     "Send",
+    "Sentinel",
+    "ServerConnection",
+    "State",
     "Subscribe",
     "Unsubscribe",
     "__version__",

@@ -23,25 +23,11 @@ class ProtocolError(Exception):
     """Base class of every protocol violation stomp-proto reports.
 
     Attributes:
-        message: a short, single-line description, safe to put in a STOMP
-            ``message`` header.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class LocalProtocolError(ProtocolError):
-    """The local program asked for something the protocol does not allow."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something the protocol does not allow.
-
-    Attributes:
+        message: a one-line description naming the offending command, header
+            or byte offset.
         receipt_id: the ``receipt`` header of the offending frame, when it had
-            one and it could be read (the ERROR then carries ``receipt-id``).
+            one and it could be read (an ERROR answering a remote error then
+            carries ``receipt-id``).
         error_headers: extra headers the answering ERROR frame should carry,
             e.g. ``version`` after a failed version negotiation.
     """
@@ -54,5 +40,14 @@ class RemoteProtocolError(ProtocolError):
         error_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__(message)
+        self.message = message
         self.receipt_id = receipt_id
         self.error_headers = error_headers
+
+
+class LocalProtocolError(ProtocolError):
+    """The local program asked for something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""

@@ -89,7 +89,8 @@ class Event:
             for pair in headers
         ):
             raise TypeError(f"{self.COMMAND} headers must be a tuple of (str, str) pairs")
-        if self._HAS_BODY and not isinstance(getattr(self, "body"), bytes):
+        body = getattr(self, "body", b"")  # noqa: B009 - not every event has one
+        if not isinstance(body, bytes):
             raise TypeError(f"{self.COMMAND} body must be bytes")
 
     # -- conversion to and from frames ---------------------------------------
@@ -127,7 +128,11 @@ class Event:
         """Set the fields that are not plain strings (overridden where needed)."""
 
     def _frame_headers(self, version: str) -> list[tuple[str, str]]:
-        out = [(wire, value) for wire, attr in self._FIELDS if (value := getattr(self, attr)) is not None]
+        out = [
+            (wire, value)
+            for wire, attr in self._FIELDS
+            if (value := getattr(self, attr)) is not None
+        ]
         out.extend(getattr(self, "headers", ()))
         return out
 

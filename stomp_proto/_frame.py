@@ -179,9 +179,7 @@ def serialize(
     return b"".join((head, body, b"\0"))
 
 
-def _encode_headers(
-    command: str, headers: tuple[tuple[str, str], ...], version: str
-) -> list[str]:
+def _encode_headers(command: str, headers: tuple[tuple[str, str], ...], version: str) -> list[str]:
     """Escape and validate every header; the slow path of :func:`serialize`."""
     if version == "1.0" or command in ESCAPE_EXEMPT_COMMANDS:
         for name, value in headers:

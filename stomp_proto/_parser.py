@@ -216,9 +216,7 @@ class FrameParser:
             block_end, body_start = blank, blank + 2
         else:
             if end - pos > self.max_header_size:
-                self._fail(
-                    f"header block exceeds the {self.max_header_size}-byte limit", pos
-                )
+                self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
             self._header_scan = max(end - 3, pos)
             return None
         self._header_scan = 0
@@ -245,9 +243,7 @@ class FrameParser:
             self._fail(f"unknown command {command[:40]!r}", pos)
         del lines[0]
         if len(lines) > self.max_headers:
-            self._fail(
-                f"{command} frame has more than {self.max_headers} headers", pos
-            )
+            self._fail(f"{command} frame has more than {self.max_headers} headers", pos)
         table = self._unescape_table
         headers = []
         if table is not None and "\\" in text and command not in ESCAPE_EXEMPT_COMMANDS:

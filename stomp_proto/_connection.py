@@ -1,0 +1,590 @@
+"""ClientConnection and ServerConnection: one engine, two roles.
+
+The API follows h11:
+
+* :meth:`receive_data` only buffers bytes (``b""`` = EOF);
+* :meth:`next_event` parses and returns *one* event, or :data:`NEED_DATA`
+  (feed more bytes) or :data:`PAUSED` (nothing more until you send
+  something), and advances the state only as it hands each event out, so the
+  version negotiated by CONNECTED applies to the very next frame;
+* :meth:`send` takes an event and returns the bytes to write. Nothing is
+  queued behind the caller's back.
+
+Time is an input (aioquic): :meth:`next_deadline` says when the connection
+next needs attention and :meth:`handle_timer` returns the heart-beat EOL to
+send, or raises :class:`RemoteProtocolError` when the peer has been silent
+for longer than the negotiated interval times ``grace``. ``receive_data`` and
+``send`` take an optional ``now``; without it, received bytes count as life
+at the next timer call and sends are stamped with the latest time seen.
+
+Legality of each frame in each state is the table in ``_state.py``; the
+bookkeeping of subscriptions, acks, transactions and receipts is in
+``_tracking.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import (
+    HEARTBEAT,
+    Abort,
+    Ack,
+    Begin,
+    Commit,
+    Connect,
+    Connected,
+    ConnectionClosed,
+    Disconnect,
+    Error,
+    Event,
+    Heartbeat,
+    Message,
+    Nack,
+    Receipt,
+    Send,
+    Subscribe,
+    Unsubscribe,
+)
+from ._frame import CLIENT_COMMANDS, SERVER_COMMANDS, SUPPORTED_VERSIONS, Frame, serialize
+from ._heartbeat import HeartbeatTimer, negotiate
+from ._parser import DEFAULT_LIMITS, FrameParser
+from ._state import TRANSITIONS, Role, State
+from ._tracking import Books
+
+__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Limits", "Sentinel", "ServerConnection"]
+
+
+class Sentinel(enum.Enum):
+    """What :meth:`next_event` returns when it has no event.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Feed more bytes with ``receive_data``.
+    NEED_DATA = "NEED_DATA"
+    #: No events until the local side sends something (a server that has
+    #: handed out CONNECT and not answered it, or that received DISCONNECT).
+    PAUSED = "PAUSED"
+
+
+NEED_DATA = Sentinel.NEED_DATA
+PAUSED = Sentinel.PAUSED
+
+_EVENT_TYPES: dict[str, type[Event]] = {
+    cls.COMMAND: cls
+    for cls in (
+        Connect,
+        Connected,
+        Send,
+        Subscribe,
+        Unsubscribe,
+        Ack,
+        Nack,
+        Begin,
+        Commit,
+        Abort,
+        Disconnect,
+        Message,
+        Receipt,
+        Error,
+    )
+}
+_EVENT_TYPES["STOMP"] = Connect
+_NOT_LIVE = (State.CLOSED, State.ERROR)
+_UNSAFE = str.maketrans({"\\": "/", "\r": " ", "\n": " "})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Limits on what one peer may make a connection hold (all on by default).
+
+    Attributes:
+        max_header_size: largest command + header block of one frame, bytes.
+        max_headers: most headers in one frame.
+        max_body_size: largest body, bytes.
+        max_subscriptions: most simultaneous subscriptions. A browser page
+            uses a handful; 1,000 leaves room for dashboards while bounding
+            what one client can make a broker track.
+        max_transactions: most simultaneously open transactions.
+        max_pending_receipts: most receipts asked for and not yet answered.
+
+    .. versionadded:: 0.1
+    """
+
+    max_header_size: int = DEFAULT_LIMITS["max_header_size"]
+    max_headers: int = DEFAULT_LIMITS["max_headers"]
+    max_body_size: int = DEFAULT_LIMITS["max_body_size"]
+    max_subscriptions: int = 1000
+    max_transactions: int = 1000
+    max_pending_receipts: int = 10_000
+
+
+class _Connection:
+    """The engine behind both roles; use ClientConnection or ServerConnection."""
+
+    role: Role
+    peer: Role
+
+    def __init__(self, *, grace: float = 2.0, limits: Limits | None = None) -> None:
+        if grace < 1:
+            raise ValueError("grace must be at least 1 (one whole interval)")
+        self.grace = grace
+        self.limits = limits = Limits() if limits is None else limits
+        self._state = State.AWAITING_CONNECT
+        self._version: str | None = None
+        self._parser = FrameParser(
+            "1.2",
+            max_header_size=limits.max_header_size,
+            max_headers=limits.max_headers,
+            max_body_size=limits.max_body_size,
+        )
+        self._books = Books(
+            max_subscriptions=limits.max_subscriptions,
+            max_transactions=limits.max_transactions,
+            max_pending_receipts=limits.max_pending_receipts,
+        )
+        self._error: ProtocolError | None = None
+        self._disconnect_receipt: str | None = None
+        self._clock: float | None = None
+        self._timer: HeartbeatTimer | None = None
+        self._heartbeats: tuple[int, int] = (0, 0)
+        self._own_commands = CLIENT_COMMANDS if self.role is Role.CLIENT else SERVER_COMMANDS
+        # Negotiation: what the CONNECT offered, and (server) what was agreed.
+        self._offered: tuple[str, ...] = ()
+        self._client_beat: tuple[int, int] = (0, 0)
+        self._agreed: str | None = None
+
+    # -- public state --------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The current :class:`State`."""
+        return self._state
+
+    @property
+    def version(self) -> str | None:
+        """The negotiated STOMP version, or None before CONNECTED."""
+        return self._version
+
+    @property
+    def heartbeat_intervals(self) -> tuple[int, int]:
+        """Negotiated ``(send, receive)`` heart-beat intervals in ms, from our side."""
+        return self._heartbeats
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Active subscriptions: id (1.0 without id: destination) -> ack mode. A copy."""
+        return dict(self._books.subscriptions)
+
+    @property
+    def transactions(self) -> frozenset[str]:
+        """Ids of the open transactions."""
+        return frozenset(self._books.transactions)
+
+    @property
+    def pending_receipts(self) -> dict[str, Event]:
+        """Receipts asked for and not yet answered: receipt id -> the event. A copy."""
+        return dict(self._books.receipts)
+
+    @property
+    def unacknowledged(self) -> dict[str, list[object]]:
+        """Ack ids awaiting ACK/NACK per subscription, in delivery order. A copy."""
+        return {sub: list(keys) for sub, keys in self._books.unacked.items() if keys}
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
+        """Buffer bytes from the peer; ``b""`` means EOF.
+
+        Args:
+            data: the bytes, in order, as they arrived.
+            now: when they arrived (seconds, any monotonic clock). Any byte
+                counts as a sign of life for heart-beating.
+        """
+        if now is not None:
+            self._tick(now)
+        if data and self._timer is not None:
+            self._timer.received(now)
+        if self._state in _NOT_LIVE or self._ignoring_input():
+            if not data:
+                self._parser_eof()
+            return  # nothing more will be read from this peer
+        self._parser.receive_data(data)
+
+    def _parser_eof(self) -> None:
+        if not self._parser._eof:
+            self._parser.receive_data(b"")
+
+    def _ignoring_input(self) -> bool:
+        return False
+
+    def _paused(self) -> bool:
+        return False
+
+    def next_event(self) -> Event | Sentinel:
+        """Return the next event from the peer, :data:`NEED_DATA` or :data:`PAUSED`.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; the connection
+                is now in :attr:`State.ERROR` and raises it again if asked.
+        """
+        state = self._state
+        if state is State.ERROR:
+            assert self._error is not None
+            raise self._error
+        if state is State.CLOSED or self._ignoring_input():
+            if self._parser._eof:
+                return ConnectionClosed()
+            return NEED_DATA if state is State.CLOSED else PAUSED
+        if self._paused():
+            return PAUSED
+        try:
+            item = self._parser.next_frame()
+            if item is None:
+                if self._parser.at_eof:
+                    self._state = State.CLOSED
+                    self._timer = None
+                    return ConnectionClosed()
+                return NEED_DATA
+            if item is HEARTBEAT:
+                return HEARTBEAT
+            assert isinstance(item, Frame)
+            return self._receive_frame(item)
+        except RemoteProtocolError as exc:
+            self._enter_error(exc)
+            raise
+
+    def _receive_frame(self, frame: Frame) -> Event:
+        command = frame.command
+        if command in self._own_commands:
+            raise RemoteProtocolError(
+                f"the {self.peer.value.lower()} sent {command}, which only a "
+                f"{self.role.value.lower()} may send",
+                receipt_id=frame.get("receipt"),
+            )
+        if command in ("CONNECT", "STOMP") and frame.get("accept-version") is None:
+            # POLICY (stomp-notes #15, A12): a 1.0 CONNECT may pad its values
+            # ("login: guest"); strip the left side, as RabbitMQ does.
+            frame = Frame(command, tuple((k, v.lstrip(" \t")) for k, v in frame.headers))
+        event: Event = _EVENT_TYPES[command]._from_frame(frame)
+        self._apply(event, self.peer, RemoteProtocolError)
+        return event
+
+    # -- output --------------------------------------------------------------
+
+    def send(self, event: Event, now: float | None = None) -> bytes:
+        """Return the bytes that put ``event`` on the wire, and advance the state.
+
+        Sending :class:`ConnectionClosed` records that we are closing the
+        transport and returns ``b""``.
+
+        Raises:
+            LocalProtocolError: the event is not legal now; the connection is
+                now in :attr:`State.ERROR`.
+        """
+        if now is not None:
+            self._tick(now)
+        if self._state is State.ERROR and not (
+            self.role is Role.SERVER and isinstance(event, Error)
+        ):
+            raise LocalProtocolError("cannot send: the connection is in the ERROR state")
+        try:
+            if isinstance(event, ConnectionClosed):
+                self._state = State.CLOSED if self._state is not State.ERROR else State.ERROR
+                self._timer = None
+                return b""
+            if isinstance(event, Heartbeat):
+                if self._state not in (State.CONNECTED, State.DISCONNECTING):
+                    raise LocalProtocolError(
+                        f"cannot send a heart-beat in state {self._state.name}"
+                    )
+                data = b"\n"
+            else:
+                if event.COMMAND not in self._own_commands:
+                    raise LocalProtocolError(
+                        f"a {self.role.value.lower()} cannot send {event.COMMAND}"
+                    )
+                version = self._version or self._pre_session_version(event)
+                frame = event.to_frame(version)
+                data = serialize(
+                    frame.command,
+                    frame.headers,
+                    frame.body,
+                    version,
+                    getattr(event, "content_length", True),
+                )
+                self._apply(event, self.role, LocalProtocolError)
+        except LocalProtocolError as exc:
+            self._enter_error(exc)
+            raise
+        if self._timer is not None:
+            self._timer.sent(self._clock if now is None else now)
+        return data
+
+    def _pre_session_version(self, event: Event) -> str:
+        # Before CONNECTED only CONNECT, CONNECTED and ERROR can go out. CONNECT
+        # and CONNECTED are never escaped; a pre-session ERROR is written with
+        # 1.0 rules (no escaping), readable by every version (stomp-notes A28).
+        return "1.0"
+
+    # -- timers --------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next be called, or None for never."""
+        if self._timer is None or self._state in _NOT_LIVE:
+            return None
+        return self._timer.deadline()
+
+    def handle_timer(self, now: float) -> bytes:
+        """Advance the clock to ``now``; return a heart-beat EOL to send, or ``b""``.
+
+        Raises:
+            RemoteProtocolError: the peer sent nothing for ``grace`` times the
+                negotiated interval; the connection is now in the ERROR state.
+        """
+        self._tick(now)
+        if self._timer is None or self._state in _NOT_LIVE:
+            return b""
+        beat, silent = self._timer.poll(now)
+        if silent is not None:
+            exc = RemoteProtocolError(
+                f"no data from the {self.peer.value.lower()} for {silent:.3f} s "
+                f"(heart-beat every {self._heartbeats[1]} ms, grace x{self.grace:g})"
+            )
+            self._enter_error(exc)
+            raise exc
+        return b"\n" if beat else b""
+
+    def _tick(self, now: float) -> None:
+        if self._clock is None or now > self._clock:
+            self._clock = now
+
+    # -- the state machine ---------------------------------------------------
+
+    def _enter_error(self, exc: ProtocolError) -> None:
+        self._state = State.ERROR
+        self._error = exc
+        self._timer = None
+
+    def _apply(self, event: Event, sender: Role, err: type[ProtocolError]) -> None:
+        """Check ``event`` against the state table and the books; then apply it."""
+        new_state = TRANSITIONS.get((sender, self._state, type(event)))
+        if new_state is None:
+            raise err(
+                f"{event.COMMAND} is not allowed from the {sender.value.lower()} "
+                f"in state {self._state.name}",
+                receipt_id=getattr(event, "receipt", None),
+            )
+        books = self._books
+        receipt = getattr(event, "receipt", None)
+        if isinstance(event, Connect):
+            self._on_connect(event, err)
+        elif isinstance(event, Connected):
+            self._on_connected(event, err)
+        elif isinstance(event, Message):
+            books.deliver(event, err, received=sender is not self.role)
+        elif isinstance(event, Send):
+            books.check_transaction(event, event.transaction, err)
+        elif isinstance(event, Ack):
+            books.check_transaction(event, event.transaction, err)
+            books.acknowledge(event, err)
+        elif isinstance(event, Subscribe):
+            books.subscribe(event, err)
+        elif isinstance(event, Unsubscribe):
+            books.unsubscribe(event, err)
+        elif isinstance(event, (Commit, Abort)):
+            books.end(event, event.transaction, err, commit=isinstance(event, Commit))
+        elif isinstance(event, Begin):
+            books.begin(event, event.transaction, err)
+        elif isinstance(event, Receipt):
+            confirmed = books.answer_receipt(event.receipt_id, err)
+            object.__setattr__(event, "confirms", confirmed)
+            if event.receipt_id == self._disconnect_receipt:
+                new_state = State.CLOSED
+        elif isinstance(event, Disconnect):
+            if receipt is None:
+                new_state = State.CLOSED
+            else:
+                self._disconnect_receipt = receipt
+        if receipt is not None:
+            books.request_receipt(event, receipt, err)
+        self._state = new_state
+        if new_state is State.CLOSED:
+            self._timer = None
+
+    def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
+        raise NotImplementedError
+
+    def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
+        raise NotImplementedError
+
+    def _start_session(
+        self, version: str, client: tuple[int, int], server: tuple[int, int]
+    ) -> None:
+        self._version = version
+        self._parser.version = version
+        self._books.version = version
+        if version == "1.0":
+            return  # POLICY (stomp-notes #58): no heart-beating in 1.0 sessions
+        to_server, to_client = negotiate(client, server)
+        if self.role is Role.CLIENT:
+            self._heartbeats = (to_server, to_client)
+        else:
+            self._heartbeats = (to_client, to_server)
+        if any(self._heartbeats):
+            self._timer = HeartbeatTimer(*self._heartbeats, self.grace, self._clock)
+
+
+class ClientConnection(_Connection):
+    """The client end of a STOMP connection.
+
+    Send :class:`Connect` first; the session version is the one the
+    server's CONNECTED names, which must be one the CONNECT offered.
+
+    Args:
+        grace: how many negotiated intervals of silence mean the server is
+            dead. The heart-beat the client offers is the one in its
+            :class:`Connect`.
+        limits: the :class:`Limits` on frames and tracked state.
+
+    .. versionadded:: 0.1
+    """
+
+    role = Role.CLIENT
+    peer = Role.SERVER
+
+    def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
+        unknown = [v for v in event.accept_version if v not in SUPPORTED_VERSIONS]
+        if unknown:
+            raise err(f"CONNECT offers unsupported STOMP versions {unknown}")
+        self._offered = event.accept_version or ("1.0",)
+        self._client_beat = event.heart_beat
+
+    def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
+        if event.version not in self._offered:
+            raise err(
+                f"CONNECTED names version {event.version[:20]!r}, which the CONNECT did not "
+                f"offer ({','.join(self._offered)})"
+            )
+        self._start_session(event.version, self._client_beat, event.heart_beat)
+
+    def _pre_session_version(self, event: Event) -> str:
+        return "1.2"  # only CONNECT can go out, and it is never escaped
+
+
+class ServerConnection(_Connection):
+    """The server end of a STOMP connection.
+
+    The first event is :class:`Connect`; answer it with :meth:`accept`'s
+    :class:`Connected` (or an :class:`Error`). Until then :meth:`next_event`
+    returns :data:`PAUSED`. After a :class:`RemoteProtocolError`, send
+    :meth:`error_for` of it and close the transport.
+
+    Args:
+        versions: the STOMP versions this server speaks.
+        heart_beat: ``(sx, sy)`` the server offers in CONNECTED by default
+            (the server can send every ``sx`` ms, wants data every ``sy`` ms).
+        grace: how many negotiated intervals of silence mean the client is dead.
+        limits: the :class:`Limits` on frames and tracked state.
+
+    .. versionadded:: 0.1
+    """
+
+    role = Role.SERVER
+    peer = Role.CLIENT
+
+    def __init__(
+        self,
+        *,
+        versions: tuple[str, ...] = SUPPORTED_VERSIONS,
+        heart_beat: tuple[int, int] = (0, 0),
+        grace: float = 2.0,
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__(grace=grace, limits=limits)
+        self.heart_beat = heart_beat
+        unknown = [v for v in versions if v not in SUPPORTED_VERSIONS]
+        if unknown or not versions:
+            raise ValueError(f"versions must be a non-empty subset of {SUPPORTED_VERSIONS}")
+        self.versions = tuple(sorted(versions, key=float))
+
+    def _ignoring_input(self) -> bool:
+        # POLICY (stomp-notes #78, A19): nothing after DISCONNECT is read.
+        return self._state is State.DISCONNECTING
+
+    def _paused(self) -> bool:
+        # Frames after CONNECT wait (buffered) until CONNECT is answered, so
+        # they are parsed with the negotiated version.
+        return self._state is State.CONNECTING
+
+    def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
+        offered = event.accept_version or ("1.0",)
+        common = [v for v in self.versions if v in offered]
+        if not common:
+            raise RemoteProtocolError(
+                f"no common STOMP version: the client accepts {','.join(offered)[:60]}, "
+                f"this server supports {','.join(self.versions)}",
+                error_headers=(("version", ",".join(self.versions)),),
+            )
+        self._agreed = common[-1]
+        self._client_beat = event.heart_beat
+
+    def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
+        if event.version != self._agreed:
+            raise err(
+                f"CONNECTED must name the negotiated version {self._agreed}, "
+                f"not {event.version[:20]!r}"
+            )
+        self._start_session(event.version, self._client_beat, event.heart_beat)
+
+    @property
+    def negotiated_version(self) -> str | None:
+        """The version the CONNECT and this server agree on (set once CONNECT is received)."""
+        return self._agreed
+
+    def accept(
+        self,
+        *,
+        heart_beat: tuple[int, int] | None = None,
+        session: str | None = None,
+        server: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> Connected:
+        """Build the CONNECTED that accepts the received CONNECT.
+
+        It names the negotiated version and offers ``heart_beat`` (default:
+        the connection's ``heart_beat``; always ``(0, 0)`` in a 1.0 session).
+        """
+        if self._state is not State.CONNECTING or self._agreed is None:
+            raise LocalProtocolError(f"there is no CONNECT to accept in state {self._state.name}")
+        beat = self.heart_beat if heart_beat is None else heart_beat
+        return Connected(
+            version=self._agreed,
+            heart_beat=(0, 0) if self._agreed == "1.0" else beat,
+            session=session,
+            server=server,
+            headers=headers,
+        )
+
+    def error_for(self, exc: ProtocolError) -> Error:
+        """Build the ERROR frame that answers ``exc`` (send it, then close).
+
+        The ``message`` header is the error text made safe for any STOMP
+        parser (no backslash, CR or LF; stomp-notes A28); the body holds the
+        exact text as ``text/plain``. It carries ``receipt-id`` when the
+        offending frame asked for a receipt, and any headers the error calls
+        for (``version`` after a failed negotiation).
+        """
+        receipt = getattr(exc, "receipt_id", None)
+        if receipt is not None and receipt != receipt.translate(_UNSAFE):
+            receipt = None  # cannot be written in a pre-session ERROR
+        return Error(
+            message=exc.message.translate(_UNSAFE)[:200],
+            receipt_id=receipt,
+            content_type="text/plain",
+            body=exc.message.encode(),
+            headers=getattr(exc, "error_headers", ()),
+        )

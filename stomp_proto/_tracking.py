@@ -1,0 +1,255 @@
+"""Side effects of frames: subscriptions, ack ids, transactions and receipts.
+
+Both roles keep the same books, from the frames they send and receive, so
+that each side can refuse what the other side could not make sense of:
+
+* subscriptions by id (1.0: by destination when there is no id), each with
+  its ack mode; ids unique per connection (1.2 MUST; stomp-notes #64);
+* messages delivered on ``client`` / ``client-individual`` subscriptions
+  that still await an ACK or NACK, keyed the way the version identifies them
+  (1.2 ``ack`` header, 1.1 ``message-id`` + ``subscription``, 1.0
+  ``message-id``). ``client`` acks are cumulative per subscription (1.2
+  "all messages sent to the subscription before the ACK'ed message");
+* open transactions, whose ACK/NACK take effect only at COMMIT;
+* receipts requested and not yet answered.
+
+Every check raises the exception class it is given: LocalProtocolError when
+our user sent the frame, RemoteProtocolError when the peer did.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from ._errors import ProtocolError
+from ._events import Ack, Event, Message, Nack, Subscribe, Unsubscribe
+
+__all__ = ["ACK_MODES", "Books"]
+
+#: Ack modes per version (1.0 has no client-individual).
+ACK_MODES = {
+    "1.0": frozenset({"auto", "client"}),
+    "1.1": frozenset({"auto", "client", "client-individual"}),
+    "1.2": frozenset({"auto", "client", "client-individual"}),
+}
+
+AckKey = Any  # str (1.0, 1.2) or (message-id, subscription) (1.1)
+
+# How many ids of ended subscriptions a client remembers, so that MESSAGE
+# frames the server sent before it processed our UNSUBSCRIBE are still
+# accepted. Bounded so that churning subscriptions cannot grow memory.
+_RECENTLY_ENDED = 256
+
+
+class Books:
+    """The per-connection bookkeeping; see the module docstring."""
+
+    def __init__(
+        self, *, max_subscriptions: int, max_transactions: int, max_pending_receipts: int
+    ) -> None:
+        self.max_subscriptions = max_subscriptions
+        self.max_transactions = max_transactions
+        self.max_pending_receipts = max_pending_receipts
+        self.version = "1.2"
+        #: subscription key -> ack mode
+        self.subscriptions: dict[str, str] = {}
+        self.ended: deque[str] = deque(maxlen=_RECENTLY_ENDED)
+        #: subscription key -> {ack key: None}, in delivery order
+        self.unacked: dict[str, dict[AckKey, None]] = {}
+        #: ack key -> subscription key
+        self.ack_owner: dict[AckKey, str] = {}
+        #: transaction id -> ACK/NACK events held until COMMIT
+        self.transactions: dict[str, list[Ack]] = {}
+        #: receipt id -> the event that asked for it
+        self.receipts: dict[str, Event] = {}
+
+    # -- receipts ------------------------------------------------------------
+
+    def request_receipt(self, event: Event, receipt: str, err: type[ProtocolError]) -> None:
+        if receipt in self.receipts:
+            raise err(f"{event.COMMAND} reuses receipt id {receipt!r}, which is still pending")
+        if len(self.receipts) >= self.max_pending_receipts:
+            raise err(
+                f"{event.COMMAND} would exceed the limit of {self.max_pending_receipts} "
+                f"pending receipts"
+            )
+        self.receipts[receipt] = event
+
+    def answer_receipt(self, receipt_id: str, err: type[ProtocolError]) -> Event:
+        event = self.receipts.pop(receipt_id, None)
+        if event is None:
+            raise err(f"RECEIPT for receipt-id {receipt_id[:80]!r}, which no frame asked for")
+        return event
+
+    # -- subscriptions -------------------------------------------------------
+
+    def subscribe(self, event: Subscribe, err: type[ProtocolError]) -> None:
+        version = self.version
+        if event.id is None and version != "1.0":
+            raise err(
+                f"SUBSCRIBE needs an id header in STOMP {version}", receipt_id=_receipt(event)
+            )
+        if event.ack not in ACK_MODES[version]:
+            raise err(
+                f"SUBSCRIBE ack:{event.ack[:40]!r} is not an ack mode of STOMP {version}",
+                receipt_id=_receipt(event),
+            )
+        key = event.id if event.id is not None else event.destination
+        if key in self.subscriptions:
+            raise err(f"SUBSCRIBE id {key[:80]!r} is already in use", receipt_id=_receipt(event))
+        if len(self.subscriptions) >= self.max_subscriptions:
+            raise err(
+                f"SUBSCRIBE would exceed the limit of {self.max_subscriptions} subscriptions",
+                receipt_id=_receipt(event),
+            )
+        self.subscriptions[key] = event.ack
+
+    def unsubscribe(self, event: Unsubscribe, err: type[ProtocolError]) -> None:
+        key = event.id
+        if key is None and self.version == "1.0":
+            key = event.destination
+        if key is None:
+            need = "an id or destination" if self.version == "1.0" else "an id"
+            raise err(f"UNSUBSCRIBE needs {need} header", receipt_id=_receipt(event))
+        if key not in self.subscriptions:
+            raise err(
+                f"UNSUBSCRIBE names unknown subscription {key[:80]!r}", receipt_id=_receipt(event)
+            )
+        del self.subscriptions[key]
+        self.ended.append(key)
+        for ack_key in self.unacked.pop(key, {}):
+            del self.ack_owner[ack_key]
+
+    # -- messages and acks ---------------------------------------------------
+
+    def deliver(self, event: Message, err: type[ProtocolError], *, received: bool) -> None:
+        """Check a MESSAGE against the subscriptions and remember its ack id.
+
+        ``received``: the MESSAGE came from the peer, so one for a subscription
+        we just ended may legitimately still be in flight.
+        """
+        sub = event.subscription
+        version = self.version
+        if sub is None:
+            if version != "1.0":
+                raise err(f"MESSAGE {event.message_id[:80]!r} has no subscription header")
+            # 1.0: a SUBSCRIBE without id gets MESSAGEs without subscription;
+            # find it by destination, as it was keyed.
+            sub = event.destination
+        mode = self.subscriptions.get(sub)
+        if mode is None:
+            if received and event.subscription is not None and event.subscription in self.ended:
+                return  # in flight when we unsubscribed; no ack is owed
+            if event.subscription is None and len(self.subscriptions) == 1:
+                sub, mode = next(iter(self.subscriptions.items()))
+            else:
+                raise err(
+                    f"MESSAGE {event.message_id[:80]!r} is for subscription "
+                    f"{(event.subscription or event.destination)[:80]!r}, which is not active"
+                )
+        if mode == "auto":
+            return
+        if version == "1.2":
+            if event.ack is None:
+                raise err(
+                    f"MESSAGE {event.message_id[:80]!r} on {mode} subscription {sub[:80]!r} "
+                    f"has no ack header"
+                )
+            key: AckKey = event.ack
+        elif version == "1.1":
+            key = (event.message_id, sub)
+        else:
+            key = event.message_id
+        if key in self.ack_owner:
+            raise err(f"MESSAGE reuses ack id {str(key)[:80]!r}, which is still unacknowledged")
+        self.unacked.setdefault(sub, {})[key] = None
+        self.ack_owner[key] = sub
+
+    def acknowledge(self, event: Ack, err: type[ProtocolError]) -> None:
+        """Check an ACK/NACK; settle it now or, in a transaction, at COMMIT."""
+        version = self.version
+        command = event.COMMAND
+        if isinstance(event, Nack) and version == "1.0":
+            raise err("NACK does not exist in STOMP 1.0", receipt_id=_receipt(event))
+        key = self._ack_key(event, err)
+        if key not in self.ack_owner:
+            raise err(
+                f"{command} for {str(key)[:80]!r}, which is not an unacknowledged message",
+                receipt_id=_receipt(event),
+            )
+        if event.transaction is not None:
+            self._transaction(event, event.transaction, err).append(event)
+        else:
+            self._settle(key)
+
+    def _ack_key(self, event: Ack, err: type[ProtocolError]) -> AckKey:
+        version = self.version
+        if version == "1.2":
+            if event.id is None:
+                raise err(
+                    f"{event.COMMAND} needs an id header in STOMP 1.2", receipt_id=_receipt(event)
+                )
+            return event.id
+        if event.message_id is None or (version == "1.1" and event.subscription is None):
+            need = "message-id and subscription" if version == "1.1" else "message-id"
+            raise err(
+                f"{event.COMMAND} needs {need} headers in STOMP {version}",
+                receipt_id=_receipt(event),
+            )
+        if version == "1.1":
+            return (event.message_id, event.subscription)
+        return event.message_id
+
+    def _settle(self, key: AckKey) -> None:
+        sub = self.ack_owner.get(key)
+        if sub is None:
+            return  # settled meanwhile (a cumulative ACK, or twice in one transaction)
+        pending = self.unacked[sub]
+        if self.subscriptions.get(sub) == "client":
+            for earlier in list(pending):
+                del pending[earlier]
+                del self.ack_owner[earlier]
+                if earlier == key:
+                    break
+        else:
+            del pending[key]
+            del self.ack_owner[key]
+
+    # -- transactions --------------------------------------------------------
+
+    def _transaction(self, event: Event, tx: str, err: type[ProtocolError]) -> list[Ack]:
+        held = self.transactions.get(tx)
+        if held is None:
+            raise err(
+                f"{event.COMMAND} names unknown transaction {tx[:80]!r}", receipt_id=_receipt(event)
+            )
+        return held
+
+    def check_transaction(self, event: Event, tx: str | None, err: type[ProtocolError]) -> None:
+        if tx is not None:
+            self._transaction(event, tx, err)
+
+    def begin(self, event: Event, tx: str, err: type[ProtocolError]) -> None:
+        if tx in self.transactions:
+            raise err(
+                f"BEGIN of transaction {tx[:80]!r}, which is already open",
+                receipt_id=_receipt(event),
+            )
+        if len(self.transactions) >= self.max_transactions:
+            raise err(
+                f"BEGIN would exceed the limit of {self.max_transactions} open transactions",
+                receipt_id=_receipt(event),
+            )
+        self.transactions[tx] = []
+
+    def end(self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool) -> None:
+        held = self._transaction(event, tx, err)
+        del self.transactions[tx]
+        if commit:
+            for ack in held:
+                self._settle(self._ack_key(ack, err))
+
+
+def _receipt(event: Event) -> str | None:
+    return getattr(event, "receipt", None)
