@@ -89,7 +89,7 @@ class Event:
             for pair in headers
         ):
             raise TypeError(f"{self.COMMAND} headers must be a tuple of (str, str) pairs")
-        body = getattr(self, "body", b"")  # noqa: B009 - not every event has one
+        body = getattr(self, "body", b"")
         if not isinstance(body, bytes):
             raise TypeError(f"{self.COMMAND} body must be bytes")
 
