@@ -65,12 +65,17 @@ class FloorParser:
                 lines = text.split("\n")
                 command = lines[0]
                 del lines[0]
+                headers = []
+                add = headers.append
+                # (A plain loop: on CPython 3.11 it beats a comprehension over partition().)
                 if "\\" in text:
-                    headers = [
-                        (_unescape(n), _unescape(v)) for n, _, v in [x.partition(":") for x in lines]
-                    ]
+                    for line in lines:
+                        name, _, value = line.partition(":")
+                        add((_unescape(name), _unescape(value)))
                 else:
-                    headers = [(n, v) for n, _, v in [x.partition(":") for x in lines]]
+                    for line in lines:
+                        name, _, value = line.partition(":")
+                        add((name, value))
                 at = text.find("\ncontent-length:")
                 if at < 0:
                     length = -1

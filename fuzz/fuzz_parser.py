@@ -2,9 +2,11 @@
 
 The first input byte picks the parser's configuration:
 
-* bits 0-1: the STOMP version (``1.0``, ``1.1``, ``1.2``; 3 also means ``1.2``);
-* bit 2: small limits (256-byte header block, 8 headers, 512-byte body) instead
+* bits 1-2: the STOMP version (``1.0``, ``1.1``, ``1.2``; 3 also means ``1.2``);
+* bit 4: small limits (256-byte header block, 8 headers, 512-byte body) instead
   of the defaults, so that the limit checks are reached quickly.
+
+The bits mean the same in ``fuzz_connection.py``, so one seed corpus serves both.
 
 The rest is fed to two parsers: once in a single ``receive_data`` call and once
 one byte per call, each followed by EOF. Both must return the same frames and
@@ -28,8 +30,8 @@ _SMALL = {"max_header_size": 256, "max_headers": 8, "max_body_size": 512}
 
 
 def _make_parser(config: int) -> FrameParser:
-    version = SUPPORTED_VERSIONS[min(config & 3, 2)]
-    if config & 4:
+    version = SUPPORTED_VERSIONS[min((config >> 1) & 3, 2)]
+    if config & 16:
         return FrameParser(version, **_SMALL)
     return FrameParser(version)
 

@@ -72,7 +72,9 @@ def drain(conn: ClientConnection | ServerConnection) -> list[Event]:
 class Pair:
     """A client and a server wired in memory (h11's ConnectionPair)."""
 
-    def __init__(self, client: ClientConnection | None = None, server: ServerConnection | None = None):
+    def __init__(
+        self, client: ClientConnection | None = None, server: ServerConnection | None = None
+    ):
         self.client = client or ClientConnection()
         self.server = server or ServerConnection()
 
@@ -86,8 +88,10 @@ class Pair:
         self.client.receive_data(data, now)
         return drain(self.client)
 
-    def connect(self, version: str = "1.2", now: float | None = None, **kwargs: object) -> "Pair":
-        connect = Connect(accept_version=("1.0", "1.1", "1.2") if version != "1.0" else (), **kwargs)  # type: ignore[arg-type]
+    def connect(self, version: str = "1.2", now: float | None = None, **kwargs: object) -> Pair:
+        connect = Connect(
+            accept_version=("1.0", "1.1", "1.2") if version != "1.0" else (), **kwargs
+        )  # type: ignore[arg-type]
         if version == "1.1":
             connect = Connect(accept_version=("1.0", "1.1"), **kwargs)  # type: ignore[arg-type]
         assert self.client_sends(connect, now) == [connect]
