@@ -22,6 +22,7 @@ class EventsDriver:
         self.mod = mod
         self.ClientConnection = mod.ClientConnection
         self.NEED_DATA = mod.NEED_DATA
+        self.PAUSED = getattr(mod, "PAUSED", None)
         self._connected()  # fail early (as "missing") if the API differs
 
     def _connected(self) -> Any:
@@ -37,11 +38,14 @@ class EventsDriver:
 
     def count(self, chunks: list[bytes]) -> int:
         conn = self._connected()
-        receive_data, next_event, need_data = conn.receive_data, conn.next_event, self.NEED_DATA
+        receive_data, next_event = conn.receive_data, conn.next_event
+        need_data, paused = self.NEED_DATA, self.PAUSED
         n = 0
         for chunk in chunks:
             receive_data(chunk)
-            while next_event() is not need_data:
+            while (event := next_event()) is not need_data:
+                if event is paused:
+                    raise RuntimeError("the connection paused")
                 n += 1
         return n
 
@@ -52,6 +56,8 @@ class EventsDriver:
         for chunk in chunks:
             conn.receive_data(chunk)
             while (event := conn.next_event()) is not self.NEED_DATA:
+                if event is self.PAUSED:
+                    return f"PAUSED after {len(events)} events"
                 events.append(event)
         Message = self.mod.Message
         for i, (event, (_, headers, body)) in enumerate(zip(events, expected)):
@@ -59,9 +65,11 @@ class EventsDriver:
                 return f"event {i}: {type(event).__name__}, expected Message"
             if bytes(event.body) != body:
                 return f"event {i}: body differs"
-            frame = getattr(event, "frame", None)
-            if frame is not None and tuple(frame.headers) != headers:
-                return f"event {i}: headers differ"
+            got = tuple(getattr(event, "headers", ()))
+            if got and got != headers:
+                return f"event {i}: headers {got[:2]!r}..., expected {headers[:2]!r}..."
+            if getattr(event, "message_id", headers[1][1]) != headers[1][1]:
+                return f"event {i}: message_id {event.message_id!r}, expected {headers[1][1]!r}"
         if len(events) != len(expected):
             return f"{len(events)} events, expected {len(expected)}"
         return None

@@ -5,10 +5,10 @@ Method (see README.md for the why):
 1. Each (library, row) cell is first *probed* on the first 1/64 of the workload with frames kept:
    an exception makes the cell "n/a", a frame that differs from the expected one makes it
    "wrong" (with the first difference as the reason). Neither is timed.
-2. The probe's time *plans* the cell: a library that would take more than ``2 * target`` seconds
-   on the whole workload is timed on a prefix of it (whole frames) sized to about ``target``
-   seconds, and marked with ``*``; a fast one is timed on the whole workload, looped until about
-   ``target`` seconds. The planned prefix is validated again before timing.
+2. The probe's time *plans* the cell: a library whose one run over the whole workload would take
+   more than ``whole`` seconds (2.5; 0.3 with --quick) is timed on a prefix of it (whole frames)
+   sized to about ``target`` seconds, and marked with ``*``; the others are timed on the whole
+   workload, looped until about ``target`` seconds. The planned prefix is validated again.
 3. Rounds interleave everything: in each round every cell is timed once, each right after the
    floor on the same bytes (the floor is timed once per distinct prefix per round). A cell's
    ratio is (its frames/s) / (floor frames/s) in the same round; the table shows medians.
@@ -171,8 +171,12 @@ def check_serialized(out: list[bytes], expected: list) -> str | None:
 
 # ------------------------------------------------------------------------------------ planning
 def _plan(cell: Cell, probe: Callable[[int], float], build: Callable[[int], Callable[[], int]],
-          validate: Callable[[int], str | None], target: float) -> None:
-    """Probe, then choose ``cell.n`` and ``cell.loops`` and set ``cell.run``; may mark the cell."""
+          validate: Callable[[int], str | None], target: float, whole: float) -> None:
+    """Probe, then choose ``cell.n`` and ``cell.loops`` and set ``cell.run``; may mark the cell.
+
+    The whole workload is timed whenever one run of it is estimated to take at most ``whole``
+    seconds (or ``2 * target``); only slower cells are cut to a prefix of about ``target`` s.
+    """
     total = cell.total
     n0 = total if total <= 64 else max(1, total // 64)
     try:
@@ -183,8 +187,14 @@ def _plan(cell: Cell, probe: Callable[[int], float], build: Callable[[int], Call
     except Exception as exc:
         cell.status, cell.reason = "n/a", "raises " + _short(exc)
         return
+    try:
+        if n0 < total:  # re-time the probe without validation overhead for a fair estimate
+            t, _ = _timed(build(n0), 1)
+    except Exception as exc:
+        cell.status, cell.reason = "n/a", "raises " + _short(exc)
+        return
     estimate = t * total / n0
-    if estimate <= 2 * target:
+    if estimate <= max(2 * target, whole):
         n = total
     else:
         n = max(1, min(total, int(total * target / estimate)))
@@ -210,8 +220,9 @@ class _Wrong(Exception):
 # -------------------------------------------------------------------------------------- suite
 class Suite:
     def __init__(self, quick: bool, rounds: int, target: float, libs: list[str] | None,
-                 out=sys.stdout) -> None:
+                 whole: float | None = None, out=sys.stdout) -> None:
         self.quick = quick
+        self.whole = whole if whole is not None else (0.3 if quick else 2.5)
         self.rounds = rounds
         self.target = target
         self.out = out
@@ -263,7 +274,7 @@ class Suite:
             parse_count = ad.parse_count
             return lambda: parse_count(chunks)
 
-        _plan(cell, probe, build, validate, self.target)
+        _plan(cell, probe, build, validate, self.target, self.whole)
         if cell.status == "ok":
             fl = self.floor
             chunks = w.chunks(cell.n)
@@ -294,7 +305,7 @@ class Suite:
             serialize = ad.serialize
             return lambda: len(serialize(objects))
 
-        _plan(cell, probe, build, validate, self.target)
+        _plan(cell, probe, build, validate, self.target, self.whole)
         if cell.status == "ok":
             fl = self.floor
 
@@ -336,7 +347,7 @@ class Suite:
             chunks = w.chunks(n)
             return lambda: drv.count(chunks)
 
-        _plan(cell, probe, build, validate, self.target)
+        _plan(cell, probe, build, validate, self.target, self.whole)
         if cell.status == "ok":
             chunks = w.chunks(cell.n)
             cell.floor_key = self._floor_cell(
