@@ -20,6 +20,18 @@ ROW_TITLES = {
 }
 
 
+PLOT_LABELS = {
+    ("parse", "a"): "parse (a)\nticker",
+    ("parse", "b"): "parse (b)\n4 KiB binary",
+    ("parse", "c"): "parse (c)\n1 MiB bodies",
+    ("parse", "d1500"): "parse (d)\n1500 B chunks",
+    ("parse", "d7"): "parse (d)\n7 B chunks",
+    ("parse", "e"): "parse (e)\n30 headers",
+    ("serialize", "a"): "serialize (a)\nticker",
+    ("serialize", "e"): "serialize (e)\n30 headers",
+}
+
+
 def _si(x: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= scale:
@@ -176,11 +188,11 @@ def write_plot(suite: Suite, path: str) -> None:
     ax.set_yscale("log")
     ax.set_ylim(0.0002, 2)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([ROW_TITLES[k].replace(" (", "\n(", 1) for k in rows], fontsize=8)
+    ax.set_xticklabels([PLOT_LABELS[k] for k in rows], fontsize=8)
     ax.set_ylabel("frames/s relative to the floor baseline (log)")
     ax.set_title(f"STOMP parsers and serializers vs. a bare pure-Python splitter "
                  f"({env['python']}, {env['date']}); dotted: stomp_proto targets", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left", ncol=len(libs))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(libs))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,9 +9,10 @@ Method (see README.md for the why):
    more than ``whole`` seconds (2.5; 0.3 with --quick) is timed on a prefix of it (whole frames)
    sized to about ``target`` seconds, and marked with ``*``; the others are timed on the whole
    workload, looped until about ``target`` seconds. The planned prefix is validated again.
-3. Rounds interleave everything: in each round every cell is timed once, each right after the
-   floor on the same bytes (the floor is timed once per distinct prefix per round). A cell's
-   ratio is (its frames/s) / (floor frames/s) in the same round; the table shows medians.
+3. Rounds interleave everything: in each round every cell is timed once, right next to the floor
+   on the same bytes (which goes first alternates by round; the cell order rotates). A cell's
+   ratio is (its frames/s) / (the floor's frames/s) in that pair; the table shows medians over
+   rounds, and the floor column the median of all the floor's runs on the whole workload.
    Garbage collection is off while a loop is timed (as ``timeit`` does) and run between loops.
 """
 
@@ -379,18 +380,20 @@ class Suite:
         live = [c for c in self.cells if c.status == "ok"]
         for r in range(self.rounds):
             self.log(f"  round {r + 1}/{self.rounds}")
-            floor_times: dict[tuple, tuple[float, int]] = {}
-            # Rotate the order each round so no library always runs first or last.
+            # Rotate the order each round so no library always runs first or last; each cell is
+            # timed right next to the floor on the same bytes, alternating which goes first.
             shift = r % max(1, len(live))
             for cell in live[shift:] + live[:shift]:
-                fkey = cell.floor_key
-                if fkey not in floor_times:
-                    fc = self.floor_cells[fkey]
-                    floor_times[fkey] = _timed(fc.run, fc.loops)
-                    ft, fcount = floor_times[fkey]
-                    fc.rates.append(fcount / ft)
-                ft, fcount = floor_times[fkey]
-                t, count = _timed(cell.run, cell.loops)
+                if cell.status != "ok":
+                    continue
+                fc = self.floor_cells[cell.floor_key]
+                if r % 2:
+                    t, count = _timed(cell.run, cell.loops)
+                    ft, fcount = _timed(fc.run, fc.loops)
+                else:
+                    ft, fcount = _timed(fc.run, fc.loops)
+                    t, count = _timed(cell.run, cell.loops)
+                fc.rates.append(fcount / ft)
                 if count != cell.n and cell.kind != "events":
                     cell.status, cell.reason = "wrong", f"{count} frames when timed, expected {cell.n}"
                     continue
