@@ -84,7 +84,7 @@ def check(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    import atheris  # type: ignore[import-untyped]
 
     atheris.instrument_all()
     atheris.Setup(sys.argv, check)

@@ -1,0 +1,49 @@
+"""Sphinx configuration for stomp-proto.
+
+Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
+Only Sphinx built-ins and the local ``_ext/stomp_states.py`` extension are
+used; nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # autodoc imports stomp_proto from the checkout
+sys.path.insert(0, str(HERE / "_ext"))
+
+import stomp_proto  # noqa: E402
+
+project = "stomp-proto"
+author = "stomp-proto developers"
+copyright = "stomp-proto developers"
+release = stomp_proto.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "stomp_states",
+]
+
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+html_static_path: list[str] = []
+html_theme = "alabaster"
+html_title = f"stomp-proto {release}"
+
+# Google-style docstrings (as h11); no NumPy sections.
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_ivar = True
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_class_signature = "separated"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+
+nitpicky = False
+default_role = "any"
