@@ -24,6 +24,7 @@ version = ".".join(release.split(".")[:2])
 
 extensions = [
     "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "stomp_states",
@@ -41,9 +42,29 @@ napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
-autodoc_class_signature = "separated"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "signature"
+autodoc_class_signature = "mixed"
+autodoc_default_options = {"members": True, "exclude-members": "COMMAND"}
 
 nitpicky = False
 default_role = "any"
+
+
+def _restore_prose(  # noqa: PLR0917 (the autodoc event signature)
+    app: object, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    """Undo napoleon's reading of "Prose: more prose" as "type: description".
+
+    Napoleon treats the text before the first colon of an attribute or
+    property docstring as its type. stomp-proto's annotations carry the types,
+    so such a docstring is prose: put the first line back together.
+    """
+    if what in ("attribute", "property") and len(lines) >= 2 and lines[-1].startswith(":type: "):
+        prefix = lines.pop()[len(":type: ") :]
+        if lines[-1] == "":
+            lines.pop()
+        lines[0] = f"{prefix}: {lines[0]}" if lines else prefix
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-docstring", _restore_prose, priority=600)  # type: ignore[attr-defined]

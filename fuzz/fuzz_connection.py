@@ -110,20 +110,24 @@ class _Scenario:
             if isinstance(event, Message):
                 key = event.subscription if event.subscription is not None else event.destination
                 mode = self.client.subscriptions.get(key)
+                ids = (event.ack or "") + event.message_id + (event.subscription or "")
+                if "\r" in ids and self.version != "1.2":
+                    return  # a raw CR cannot be written back in 1.0/1.1 (see below)
                 if mode in ("client", "client-individual"):
                     nack = mode == "client-individual" and self.delivered % 2 == 1
                     self.delivered += 1
                     self.client.send(event.make_nack() if nack else event.make_ack())
             return
         server = self.server
-        # A received SUBSCRIBE may name an empty destination (the parser only
-        # checks that the header is present), but Message() refuses to build
-        # one for it; a real broker would reject such a SUBSCRIBE itself.
-        if isinstance(event, Subscribe) and event.destination:
+        # The MESSAGE goes to a fixed destination: a received SUBSCRIBE may name
+        # an empty destination (the parser only checks that the header is
+        # present, while Message() refuses an empty one), or one with a raw CR
+        # that 1.0 and 1.1 cannot write back.
+        if isinstance(event, Subscribe):
             self.delivered += 1
             server.send(
                 Message(
-                    destination=event.destination,
+                    destination="/fuzz",
                     message_id=f"m{self.delivered}",
                     subscription=event.id,
                     ack=f"a{self.delivered}",
@@ -131,7 +135,10 @@ class _Scenario:
                 )
             )
         receipt = getattr(event, "receipt", None)
-        if receipt is not None:
+        # STOMP 1.0 and 1.1 values may hold a raw CR that the serializer cannot
+        # write back in those versions (it refuses rather than corrupt it), so
+        # such a receipt id cannot be answered; skip it, as a broker must.
+        if receipt is not None and not ("\r" in receipt and self.version != "1.2"):
             server.send(event.make_receipt())
 
 
