@@ -135,10 +135,10 @@ class _Scenario:
                 )
             )
         receipt = getattr(event, "receipt", None)
-        # STOMP 1.0 and 1.1 values may hold a raw CR that the serializer cannot
-        # write back in those versions (it refuses rather than corrupt it), so
-        # such a receipt id cannot be answered; skip it, as a broker must.
-        if receipt is not None and not ("\r" in receipt and self.version != "1.2"):
+        # Two receipt ids are accepted on input but cannot be answered: an
+        # empty one (make_receipt() refuses it) and, in 1.0 and 1.1, one with
+        # a raw CR (the serializer cannot write it back in those versions).
+        if receipt and not ("\r" in receipt and self.version != "1.2"):
             server.send(event.make_receipt())
 
 
