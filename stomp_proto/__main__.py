@@ -16,6 +16,7 @@ from . import (
     PAUSED,
     ClientConnection,
     Connect,
+    ConnectionClosed,
     Disconnect,
     Event,
     Message,
@@ -37,6 +38,8 @@ def _deliver(data: bytes, to: ClientConnection | ServerConnection, name: str) ->
             return events
         print(f"    {name} got {event}")
         events.append(event)
+        if isinstance(event, ConnectionClosed):
+            return events
 
 
 def main() -> int:

@@ -235,10 +235,10 @@ class _Connection:
         if state is State.ERROR:
             assert self._error is not None
             raise self._error
-        if state is State.CLOSED or self._ignoring_input():
-            if self._parser._eof:
-                return ConnectionClosed()
-            return NEED_DATA if state is State.CLOSED else PAUSED
+        if state is State.CLOSED:
+            return ConnectionClosed()
+        if self._ignoring_input():
+            return ConnectionClosed() if self._parser._eof else PAUSED
         if self._paused():
             return PAUSED
         try:

@@ -567,7 +567,11 @@ class Heartbeat(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
-    """The peer closed the transport (EOF)."""
+    """The connection is over: the peer closed the transport (EOF), or the
+    session ended (ERROR, DISCONNECT done). Close the transport.
+
+    Sending it to a connection records that we are closing; it returns ``b""``.
+    """
 
     def to_frame(self, version: str = "1.2") -> Frame:
         raise LocalProtocolError("ConnectionClosed is not a frame")

@@ -7,6 +7,7 @@ from stomp_proto import (
     PAUSED,
     ClientConnection,
     Connect,
+    ConnectionClosed,
     Event,
     Frame,
     FrameParser,
@@ -67,6 +68,8 @@ def drain(conn: ClientConnection | ServerConnection) -> list[Event]:
         if event is NEED_DATA or event is PAUSED:
             return out
         out.append(event)
+        if isinstance(event, ConnectionClosed):
+            return out
 
 
 class Pair:
