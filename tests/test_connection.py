@@ -21,7 +21,6 @@ from stomp_proto import (
     Limits,
     LocalProtocolError,
     Message,
-    Nack,
     Receipt,
     RemoteProtocolError,
     Send,
@@ -580,7 +579,7 @@ def test_client_ack_is_cumulative_per_subscription() -> None:
     pair = Pair().connect()
     pair.client_sends(Subscribe(destination="/q", id="s1", ack="client"))
     pair.client_sends(Subscribe(destination="/q", id="s2", ack="client"))
-    m1, m2, m3 = deliver(pair, "s1", "1", "2", "3")
+    m1, m2, _m3 = deliver(pair, "s1", "1", "2", "3")
     deliver(pair, "s2", "4")
     pair.client_sends(m2.make_ack())
     assert pair.server.unacknowledged == {"s1": ["a3"], "s2": ["a4"]}
@@ -705,7 +704,7 @@ def test_unsubscribe_drops_pending_acks() -> None:
 def test_transaction_acks_take_effect_at_commit() -> None:
     pair = Pair().connect()
     pair.client_sends(Subscribe(destination="/q", id="s", ack="client-individual"))
-    m1, m2 = deliver(pair, "s", "1", "2")
+    m1, _m2 = deliver(pair, "s", "1", "2")
     pair.client_sends(Begin(transaction="t"))
     assert pair.server.transactions == frozenset({"t"})
     pair.client_sends(m1.make_ack(transaction="t"))
