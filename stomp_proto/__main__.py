@@ -31,7 +31,7 @@ def _wire(direction: str, data: bytes) -> None:
 
 def _deliver(data: bytes, to: ClientConnection | ServerConnection, name: str) -> list[Event]:
     to.receive_data(data)
-    events = []
+    events: list[Event] = []
     while True:
         event = to.next_event()
         if event is NEED_DATA or event is PAUSED:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
@@ -70,8 +71,8 @@ class Sentinel(enum.Enum):
     PAUSED = "PAUSED"
 
 
-NEED_DATA = Sentinel.NEED_DATA
-PAUSED = Sentinel.PAUSED
+NEED_DATA: Final = Sentinel.NEED_DATA
+PAUSED: Final = Sentinel.PAUSED
 
 _EVENT_TYPES: dict[str, type[Event]] = {
     cls.COMMAND: cls
@@ -110,6 +111,11 @@ class Limits:
             what one client can make a broker track.
         max_transactions: most simultaneously open transactions.
         max_pending_receipts: most receipts asked for and not yet answered.
+        max_unacknowledged: most messages of client / client-individual
+            subscriptions delivered and not yet acknowledged. RabbitMQ's
+            ``prefetch-count`` or the adapter's back-pressure keep real
+            sessions far below it; it bounds what a misbehaving peer can make
+            the connection remember.
 
     .. versionadded:: 0.1
     """
@@ -120,6 +126,7 @@ class Limits:
     max_subscriptions: int = 1000
     max_transactions: int = 1000
     max_pending_receipts: int = 10_000
+    max_unacknowledged: int = 100_000
 
 
 class _Connection:
@@ -135,8 +142,12 @@ class _Connection:
         self.limits = limits = Limits() if limits is None else limits
         self._state = State.AWAITING_CONNECT
         self._version: str | None = None
+        # Until a version is agreed, frames are read with 1.0 rules: CONNECT
+        # and CONNECTED are never unescaped anyway, and an ERROR sent before
+        # CONNECTED (by a 1.0 server, say "message:C:\\temp") must not fail
+        # on an escape it never meant (stomp-notes A28).
         self._parser = FrameParser(
-            "1.2",
+            "1.0",
             max_header_size=limits.max_header_size,
             max_headers=limits.max_headers,
             max_body_size=limits.max_body_size,
@@ -145,6 +156,7 @@ class _Connection:
             max_subscriptions=limits.max_subscriptions,
             max_transactions=limits.max_transactions,
             max_pending_receipts=limits.max_pending_receipts,
+            max_unacknowledged=limits.max_unacknowledged,
         )
         self._error: ProtocolError | None = None
         self._disconnect_receipt: str | None = None

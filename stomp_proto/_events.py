@@ -108,10 +108,11 @@ class Event:
             else:
                 values[attr] = value
         for attr in cls._REQUIRED:
-            if attr not in values:
+            if not values.get(attr):
                 name = next(w for w, a in cls._FIELDS if a == attr)
+                what = "an empty" if attr in values else "no"
                 raise RemoteProtocolError(
-                    f"{frame.command} frame is missing the required {name!r} header",
+                    f"{frame.command} frame has {what} {name!r} header",
                     receipt_id=values.get("receipt"),
                 )
         event = _new(cls)

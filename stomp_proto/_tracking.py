@@ -46,8 +46,14 @@ class Books:
     """The per-connection bookkeeping; see the module docstring."""
 
     def __init__(
-        self, *, max_subscriptions: int, max_transactions: int, max_pending_receipts: int
+        self,
+        *,
+        max_subscriptions: int,
+        max_transactions: int,
+        max_pending_receipts: int,
+        max_unacknowledged: int,
     ) -> None:
+        self.max_unacknowledged = max_unacknowledged
         self.max_subscriptions = max_subscriptions
         self.max_transactions = max_transactions
         self.max_pending_receipts = max_pending_receipts
@@ -67,6 +73,8 @@ class Books:
     # -- receipts ------------------------------------------------------------
 
     def request_receipt(self, event: Event, receipt: str, err: type[ProtocolError]) -> None:
+        if not receipt:
+            raise err(f"{event.COMMAND} has an empty receipt header")
         if receipt in self.receipts:
             raise err(f"{event.COMMAND} reuses receipt id {receipt!r}, which is still pending")
         if len(self.receipts) >= self.max_pending_receipts:
@@ -163,6 +171,11 @@ class Books:
             key = event.message_id
         if key in self.ack_owner:
             raise err(f"MESSAGE reuses ack id {str(key)[:80]!r}, which is still unacknowledged")
+        if len(self.ack_owner) >= self.max_unacknowledged:
+            raise err(
+                f"MESSAGE would exceed the limit of {self.max_unacknowledged} "
+                f"unacknowledged messages"
+            )
         self.unacked.setdefault(sub, {})[key] = None
         self.ack_owner[key] = sub
 

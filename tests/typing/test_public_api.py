@@ -11,7 +11,7 @@ mypy checks this file as Python 3.10 (see ``[tool.mypy]``), where
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -82,8 +82,8 @@ def test_module_constants() -> None:
     assert_type(SUPPORTED_VERSIONS, tuple[str, ...])
     assert_type(stomp_proto.__version__, str)
     assert all(hasattr(stomp_proto, name) for name in stomp_proto.__all__)
-    assert_type(NEED_DATA, Sentinel)
-    assert_type(PAUSED, Sentinel)
+    assert_type(NEED_DATA, Literal[Sentinel.NEED_DATA])
+    assert_type(PAUSED, Literal[Sentinel.PAUSED])
     assert NEED_DATA is Sentinel.NEED_DATA
     assert PAUSED is Sentinel.PAUSED
     assert State.CONNECTED.name == "CONNECTED"
