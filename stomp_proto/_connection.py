@@ -277,10 +277,13 @@ class _Connection:
                 f"{self.role.value.lower()} may send",
                 receipt_id=frame.get("receipt"),
             )
-        if command in ("CONNECT", "STOMP") and frame.get("accept-version") is None:
-            # POLICY (stomp-notes #15, A12): a 1.0 CONNECT may pad its values
-            # ("login: guest"); strip the left side, as RabbitMQ does.
-            frame = Frame(command, tuple((k, v.lstrip(" \t")) for k, v in frame.headers))
+        if self._version == "1.0" or (
+            command in ("CONNECT", "STOMP") and frame.get("accept-version") is None
+        ):
+            # POLICY (stomp-notes #15, A12): 1.0 peers pad values ("login: guest");
+            # strip the left side in 1.0 sessions, CONNECT included, as RabbitMQ does.
+            headers = tuple([(k, v.lstrip(" \t")) for k, v in frame.headers])
+            frame = Frame(command, headers, frame.body)
         event: Event = _EVENT_TYPES[command]._from_frame(frame)
         self._apply(event, self.peer, RemoteProtocolError)
         return event

@@ -259,14 +259,6 @@ class FrameParser:
                         f"{exc.args[0]!r} (STOMP {self._version})",
                         pos,
                     )
-        elif self._version == "1.0":
-            # POLICY (stomp-notes A12): 1.0 peers pad values ("login: x");
-            # RabbitMQ and ActiveMQ strip the left side in 1.0 sessions.
-            for line in lines:
-                name, colon, value = line.partition(":")
-                if not colon or not name:
-                    self._bad_line(command, line, pos)
-                headers.append((name, value.lstrip(" \t")))
         else:
             for line in lines:
                 name, colon, value = line.partition(":")
@@ -288,8 +280,6 @@ class FrameParser:
     ) -> int:
         stop = text.find("\n", start)
         value = text[start:] if stop < 0 else text[start:stop]
-        if self._version == "1.0":
-            value = value.lstrip(" \t")
         receipt = next((v for k, v in headers if k == "receipt"), None)
         if not (value.isascii() and value.isdigit()):
             self._fail(

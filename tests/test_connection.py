@@ -140,6 +140,21 @@ def test_1_0_connect_values_are_left_trimmed() -> None:
     assert (connect.login, connect.passcode) == ("guest", "pw")
 
 
+def test_1_0_session_values_are_left_trimmed() -> None:
+    pair = Pair().connect("1.0")
+    pair.server.receive_data(b"SEND\ndestination: /q \ncontent-length:1\n\nx\x00")
+    (send,) = drain(pair.server)
+    assert isinstance(send, Send)
+    assert (send.destination, send.body) == ("/q ", b"x")
+
+
+def test_1_2_connect_values_are_not_trimmed() -> None:
+    server = server_with(b"CONNECT\naccept-version:1.2\npasscode: pw \n\n\x00")
+    connect = server.next_event()
+    assert isinstance(connect, Connect)
+    assert connect.passcode == " pw "
+
+
 def test_connect_headers_are_not_unescaped_and_keep_extras() -> None:
     server = server_with(
         b"CONNECT\naccept-version:1.2\nhost:/\npasscode:a\\cb:c\nclient-id:x\nreceipt:r\n\n\x00"
