@@ -220,11 +220,10 @@ class Books:
             return  # settled meanwhile (a cumulative ACK, or twice in one transaction)
         pending = self.unacked[sub]
         if self.subscriptions.get(sub) == "client":
-            for earlier in list(pending):
+            keys = list(pending)
+            for earlier in keys[: keys.index(key) + 1]:
                 del pending[earlier]
                 del self.ack_owner[earlier]
-                if earlier == key:
-                    break
         else:
             del pending[key]
             del self.ack_owner[key]

@@ -1,0 +1,193 @@
+"""Events: validation on construction, conversion to and from frames."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from stomp_proto import (
+    Ack,
+    ClientConnection,
+    Connect,
+    Connected,
+    ConnectionClosed,
+    Frame,
+    Heartbeat,
+    Limits,
+    LocalProtocolError,
+    Message,
+    Nack,
+    RemoteProtocolError,
+    Send,
+    Subscribe,
+)
+
+from .helpers import Pair, drain
+
+
+def test_events_are_frozen_slotted_and_keyword_only() -> None:
+    send = Send(destination="/q")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        send.destination = "/r"  # type: ignore[misc]
+    assert not hasattr(send, "__dict__")
+    with pytest.raises(TypeError):
+        Send("/q")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: Send(destination=5), TypeError, "SEND destination must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Send(destination=""), LocalProtocolError, "SEND needs a non-empty destination"),
+        (lambda: Send(destination="/q", headers=[("a", "b")]), TypeError, "tuple of"),  # type: ignore[arg-type]
+        (lambda: Send(destination="/q", headers=(("a", 1),)), TypeError, "tuple of"),  # type: ignore[arg-type]
+        (lambda: Send(destination="/q", body="text"), TypeError, "body must be bytes"),  # type: ignore[arg-type]
+        (lambda: Connect(heart_beat=(1, -1)), LocalProtocolError, "heart_beat"),
+        (lambda: Connect(heart_beat=(True, 1)), LocalProtocolError, "heart_beat"),  # type: ignore[arg-type]
+        (lambda: Connected(heart_beat=(1,)), LocalProtocolError, "heart_beat"),  # type: ignore[arg-type]
+        (lambda: Connect(accept_version=["1.2"]), TypeError, "accept_version"),  # type: ignore[arg-type]
+        (lambda: Message(destination="/q", message_id=""), LocalProtocolError, "message-id"),
+    ],
+)
+def test_validation_on_construction(build: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        build()  # type: ignore[operator]
+
+
+def test_parsed_events_keep_extra_and_repeated_headers_in_order() -> None:
+    frame = Frame(
+        "MESSAGE",
+        (
+            ("destination", "/q"),
+            ("x-a", "1"),
+            ("destination", "/old"),
+            ("message-id", "m"),
+            ("content-length", "2"),
+        ),
+        b"hi",
+    )
+    msg = Message._from_frame(frame)
+    assert msg.destination == "/q"
+    assert msg.headers == (("x-a", "1"), ("destination", "/old"))
+    assert msg.to_frame().serialize() == (
+        b"MESSAGE\ndestination:/q\nmessage-id:m\nx-a:1\ndestination:/old\ncontent-length:2\n\nhi\x00"
+    )
+
+
+def test_connect_conversion_both_ways() -> None:
+    frame = Frame(
+        "STOMP",
+        (
+            ("accept-version", "1.1, 1.2"),
+            ("heart-beat", "10,20"),
+            ("heart-beat", "30,40"),
+            ("receipt", "ignored"),
+        ),
+    )
+    connect = Connect._from_frame(frame)
+    assert connect == Connect(
+        accept_version=("1.1", "1.2"),
+        heart_beat=(10, 20),
+        stomp=True,
+        headers=(("heart-beat", "30,40"), ("receipt", "ignored")),
+    )
+    assert connect.to_frame().command == "STOMP"
+
+
+def test_connected_conversion_keeps_repeats() -> None:
+    frame = Frame("CONNECTED", (("heart-beat", "1,2"), ("heart-beat", "3,4"), ("version", "1.1")))
+    connected = Connected._from_frame(frame)
+    assert connected.heart_beat == (1, 2)
+    assert connected.version == "1.1"
+    assert connected.headers == (("heart-beat", "3,4"),)
+
+
+def test_connected_without_version_means_1_0() -> None:
+    assert Connected._from_frame(Frame("CONNECTED")).version == "1.0"
+
+
+def test_ack_frame_headers_per_version() -> None:
+    ack = Nack(
+        id="k",
+        message_id="m",
+        subscription="s",
+        transaction="t",
+        receipt="r",
+        headers=(("x", "y"),),
+    )
+    assert ack.to_frame("1.2").headers == (
+        ("id", "k"),
+        ("transaction", "t"),
+        ("receipt", "r"),
+        ("x", "y"),
+    )
+    assert ack.to_frame("1.1").headers[:2] == (("message-id", "m"), ("subscription", "s"))
+    assert Ack(message_id="m").to_frame("1.0").headers == (("message-id", "m"),)
+    with pytest.raises(LocalProtocolError, match="ACK in STOMP 1.0 needs message-id"):
+        Ack(id="k").to_frame("1.0")
+
+
+def test_message_helpers() -> None:
+    msg = Message(
+        destination="/q",
+        message_id="m",
+        subscription="s",
+        ack="k",
+        content_type="text/plain;charset=latin-1",
+        body="é".encode("latin-1"),
+    )
+    assert msg.text() == "é"
+    assert msg.make_ack(transaction="t", receipt="r") == Ack(
+        id="k", message_id="m", subscription="s", transaction="t", receipt="r"
+    )
+    assert isinstance(msg.make_nack(), Nack)
+
+
+@pytest.mark.parametrize("event", [Heartbeat(), ConnectionClosed()])
+def test_non_frames_have_no_frame(event: Heartbeat | ConnectionClosed) -> None:
+    with pytest.raises(LocalProtocolError, match="not a frame"):
+        event.to_frame()
+
+
+def test_send_content_length_suppression_through_a_connection() -> None:
+    pair = Pair().connect()
+    data = pair.client.send(Send(destination="/q", body=b"text", content_length=False))
+    assert data == b"SEND\ndestination:/q\n\ntext\x00"
+
+
+def test_empty_receipt_is_refused() -> None:
+    pair = Pair().connect()
+    pair.server.receive_data(b"SEND\ndestination:/q\nreceipt:\n\n\x00")
+    with pytest.raises(RemoteProtocolError, match="SEND has an empty receipt header"):
+        drain(pair.server)
+    with pytest.raises(LocalProtocolError, match="empty receipt"):
+        Pair().connect().client.send(Send(destination="/q", receipt=""))
+
+
+def test_empty_required_header_in_a_parsed_frame() -> None:
+    pair = Pair().connect()
+    pair.server.receive_data(b"SUBSCRIBE\ndestination:\nid:0\n\n\x00")
+    with pytest.raises(
+        RemoteProtocolError, match="SUBSCRIBE frame has an empty 'destination' header"
+    ):
+        drain(pair.server)
+
+
+def test_unacknowledged_limit() -> None:
+    pair = Pair(client=ClientConnection(limits=Limits(max_unacknowledged=1))).connect()
+    pair.client_sends(Subscribe(destination="/q", id="s", ack="client"))
+    pair.server_sends(Message(destination="/q", message_id="1", subscription="s", ack="1"))
+    pair.client.receive_data(
+        b"MESSAGE\ndestination:/q\nmessage-id:2\nsubscription:s\nack:2\n\n\x00"
+    )
+    with pytest.raises(RemoteProtocolError, match="limit of 1 unacknowledged messages"):
+        drain(pair.client)
+
+
+def test_eof_twice_in_closed_state() -> None:
+    pair = Pair().connect()
+    pair.client.send(ConnectionClosed())
+    pair.client.receive_data(b"")
+    pair.client.receive_data(b"")
+    assert pair.client.next_event() == ConnectionClosed()
