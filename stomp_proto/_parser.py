@@ -25,6 +25,9 @@ broker surveyed also skips NULs and EOLs before the first frame).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NoReturn
+
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import HEARTBEAT, Heartbeat
 from ._frame import BODY_COMMANDS, COMMANDS, ESCAPE_EXEMPT_COMMANDS, SUPPORTED_VERSIONS, Frame
@@ -43,6 +46,9 @@ _UNESCAPE_12 = {"n": "\n", "c": ":", "\\": "\\", "r": "\r"}
 
 Parsed = Frame | Heartbeat
 _new_frame = tuple.__new__
+_INTERFRAME = frozenset(b"\n\r\x00")
+# Bodies up to this size are copied by slicing; larger ones once, through a memoryview.
+_BIG_BODY = 2048
 
 
 def _unescape(text: str, table: dict[str, str]) -> str:
@@ -152,11 +158,19 @@ class FrameParser:
         self._buf += data
 
     def feed(self, data: bytes) -> list[Parsed]:
-        """Buffer ``data`` (``b""`` = EOF) and return every complete frame and heart-beat."""
+        """Buffer ``data`` (``b""`` = EOF) and return every complete frame and heart-beat.
+
+        If the input turns bad after some good frames, those frames are
+        returned and the error is raised by the next call, so that nothing
+        already received is lost.
+        """
         self.receive_data(data)
-        out = []
-        while (item := self.next_frame()) is not None:
-            out.append(item)
+        out: list[Parsed] = []
+        try:
+            self._collect(out)
+        except RemoteProtocolError:
+            if not out:
+                raise
         return out
 
     def next_frame(self) -> Parsed | None:
@@ -168,7 +182,7 @@ class FrameParser:
         if self._error is not None:
             raise self._error
         try:
-            item = self._next()
+            item = self._pending_body() if self._pending is not None else self._next()
             if item is None and self._eof and self._pos < len(self._buf):
                 self._fail("the stream ended in the middle of a frame", self._pos)
         except RemoteProtocolError as exc:
@@ -178,14 +192,33 @@ class FrameParser:
 
     # -- internals ---------------------------------------------------------
 
-    def _fail(self, what: str, index: int, receipt: str | None = None) -> None:
+    def _collect(self, out: list[Parsed]) -> None:
+        """Append every complete frame to ``out`` (the loop behind :meth:`feed`)."""
+        append = out.append
+        next_frame = self.next_frame
+        if self._pending is not None:
+            item = next_frame()
+            if item is None:
+                return
+            append(item)
+        if self._error is not None:
+            raise self._error
+        nxt = self._next
+        try:
+            while (item := nxt()) is not None:
+                append(item)
+            if self._eof and self._pos < len(self._buf) and self._pending is None:
+                self._fail("the stream ended in the middle of a frame", self._pos)
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _fail(self, what: str, index: int, receipt: str | None = None) -> NoReturn:
         raise RemoteProtocolError(f"{what} (at byte {self._offset + index})", receipt_id=receipt)
 
-    def _next(self) -> Parsed | None:
+    def _between(self, pos: int) -> Parsed | None:
+        """Handle EOLs and NULs at ``pos``, between frames; advance past them."""
         buf = self._buf
-        if self._pending is not None:
-            return self._body()
-        pos = self._pos
         end = len(buf)
         while pos < end:
             octet = buf[pos]
@@ -206,37 +239,44 @@ class FrameParser:
         self._pos = pos
         if pos == end or (end - pos == 1 and buf[pos] == 13):
             return None
-        # Find the blank line that ends the header block.
-        scan = max(self._header_scan, pos)
+        return self._next()
+
+    def _next(self) -> Parsed | None:
+        """Parse the next frame starting at ``_pos``; the hot path of the parser."""
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if pos == end:
+            return None
+        if buf[pos] in _INTERFRAME:
+            return self._between(pos)
+        # Find the blank line that ends the header block: "\n\n", or "\n\r\n"
+        # for CRLF frames (searched only up to the first "\n\n").
+        scan = self._header_scan
+        if scan < pos:
+            scan = pos
         blank = buf.find(b"\n\n", scan)
-        crlf = buf.find(b"\n\r\n", scan, end if blank < 0 else blank + 2)
+        if blank < 0:
+            crlf = buf.find(b"\n\r\n", scan)
+            if crlf < 0:
+                if end - pos > self.max_header_size:
+                    self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
+                self._header_scan = end - 3 if end - 3 > pos else pos
+                return None
+        else:
+            crlf = buf.find(b"\n\r\n", scan, blank + 2)
         if crlf >= 0:
             block_end, body_start = crlf, crlf + 3
-        elif blank >= 0:
-            block_end, body_start = blank, blank + 2
         else:
-            if end - pos > self.max_header_size:
-                self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
-            self._header_scan = max(end - 3, pos)
-            return None
-        self._header_scan = 0
+            block_end, body_start = blank, blank + 2
         if block_end - pos > self.max_header_size:
             self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
-        self._parse_headers(pos, block_end)
-        self._body_start = self._body_scan = body_start
-        return self._body()
-
-    def _parse_headers(self, pos: int, block_end: int) -> None:
         try:
-            text = self._buf[pos:block_end].decode()
+            text = buf[pos:block_end].decode()
         except UnicodeDecodeError as exc:
             self._fail("invalid UTF-8 in the command or headers", pos + exc.start)
         if "\r" in text:
-            text = text.replace("\r\n", "\n")
-            if text[-1] == "\r":
-                text = text[:-1]
-            if "\r" in text and self._version == "1.2":
-                self._fail("CR not followed by LF in the command or headers", pos)
+            text = self._strip_cr(text, pos)
         lines = text.split("\n")
         command = lines[0]
         if command not in COMMANDS:
@@ -244,43 +284,149 @@ class FrameParser:
         del lines[0]
         if len(lines) > self.max_headers:
             self._fail(f"{command} frame has more than {self.max_headers} headers", pos)
-        table = self._unescape_table
-        headers = []
-        if table is not None and "\\" in text and command not in ESCAPE_EXEMPT_COMMANDS:
-            for line in lines:
-                name, colon, value = line.partition(":")
-                if not colon or not name:
-                    self._bad_line(command, line, pos)
-                try:
-                    headers.append((_unescape(name, table), _unescape(value, table)))
-                except ValueError as exc:
-                    self._fail(
-                        f"{command} header {name[:40]!r} uses the undefined escape "
-                        f"{exc.args[0]!r} (STOMP {self._version})",
-                        pos,
-                    )
+        if "\\" in text and self._unescape_table is not None:
+            headers = self._escaped_headers(command, lines, pos)
         else:
+            headers = []
+            append = headers.append
             for line in lines:
                 name, colon, value = line.partition(":")
-                if not colon or not name:
+                if not name or not colon:
                     self._bad_line(command, line, pos)
-                headers.append((name, value))
-        length: int | None = None
+                append((name, value))
         at = text.find("\ncontent-length:")
         if at >= 0:
-            length = self._content_length(command, text, at + 16, headers, pos)
-        self._pending = (command, tuple(headers), length)
+            at += 16
+            nl = text.find("\n", at)
+            value = text[at:] if nl < 0 else text[at:nl]
+            if (
+                value.isdigit()
+                and value.isascii()
+                and len(value) < 10
+                and (length := int(value)) <= self.max_body_size
+                and (not length or command in BODY_COMMANDS or self._version == "1.0")
+            ):
+                pass  # the common case: small and well formed
+            else:
+                self._bad_content_length(command, value, headers, pos)
+            stop = body_start + length
+            if stop >= end:
+                self._wait_for_body(command, headers, length, body_start)
+                return None
+            if buf[stop]:
+                self._no_nul(command, headers, length, stop)
+        else:
+            stop = buf.find(b"\0", body_start)
+            if stop < 0:
+                self._wait_for_body(command, headers, None, body_start)
+                return None
+            if stop > body_start:
+                self._check_body(command, headers, body_start, stop)
+        self._pos = stop + 1
+        if stop - body_start < _BIG_BODY:
+            return _new_frame(Frame, (command, tuple(headers), bytes(buf[body_start:stop])))
+        with memoryview(buf) as view:
+            body = view[body_start:stop].tobytes()
+        return _new_frame(Frame, (command, tuple(headers), body))
 
-    def _bad_line(self, command: str, line: str, pos: int) -> None:
+    def _strip_cr(self, text: str, pos: int) -> str:
+        text = text.replace("\r\n", "\n")
+        if text[-1] == "\r":
+            text = text[:-1]
+        if "\r" in text and self._version == "1.2":
+            self._fail("CR not followed by LF in the command or headers", pos)
+        return text
+
+    def _escaped_headers(self, command: str, lines: list[str], pos: int) -> list[tuple[str, str]]:
+        table = self._unescape_table
+        assert table is not None
+        if command in ESCAPE_EXEMPT_COMMANDS:
+            table = None
+        headers = []
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not name or not colon:
+                self._bad_line(command, line, pos)
+            if table is None or ("\\" not in name and "\\" not in value):
+                headers.append((name, value))
+                continue
+            try:
+                headers.append((_unescape(name, table), _unescape(value, table)))
+            except ValueError as exc:
+                self._fail(
+                    f"{command} header {name[:40]!r} uses the undefined escape "
+                    f"{exc.args[0]!r} (STOMP {self._version})",
+                    pos,
+                )
+        return headers
+
+    def _wait_for_body(
+        self, command: str, headers: list[tuple[str, str]], length: int | None, start: int
+    ) -> None:
+        """Remember a parsed header block whose body has not fully arrived."""
+        self._pending = (command, tuple(headers), length)
+        self._body_start = start
+        self._body_scan = len(self._buf)
+        if length is None and len(self._buf) - start > self.max_body_size:
+            self._check_body(command, headers, start, len(self._buf))
+
+    def _check_body(
+        self, command: str, headers: Sequence[tuple[str, str]], start: int, stop: int
+    ) -> None:
+        if stop - start > self.max_body_size:
+            self._fail(
+                f"{command} body exceeds the {self.max_body_size}-byte limit",
+                start,
+                _receipt(headers),
+            )
+        if self._version != "1.0" and command not in BODY_COMMANDS:
+            self._fail(f"a {command} frame cannot have a body", start, _receipt(headers))
+
+    def _no_nul(
+        self, command: str, headers: Sequence[tuple[str, str]], length: int, stop: int
+    ) -> NoReturn:
+        self._fail(
+            f"{command} body of content-length:{length} is followed by "
+            f"{bytes(self._buf[stop : stop + 1])!r}, not NUL",
+            stop,
+            _receipt(headers),
+        )
+
+    def _pending_body(self) -> Frame | None:
+        """Continue a frame whose headers were parsed by an earlier call."""
+        assert self._pending is not None
+        command, headers, length = self._pending
+        buf = self._buf
+        start = self._body_start
+        if length is not None:
+            stop = start + length
+            if len(buf) <= stop:
+                return None
+            if buf[stop]:
+                self._no_nul(command, headers, length, stop)
+        else:
+            stop = buf.find(b"\0", self._body_scan)
+            if stop < 0:
+                self._body_scan = len(buf)
+                if len(buf) - start > self.max_body_size:
+                    self._check_body(command, headers, start, len(buf))
+                return None
+            if stop > start:
+                self._check_body(command, headers, start, stop)
+        self._pending = None
+        self._pos = stop + 1
+        with memoryview(buf) as view:
+            body = view[start:stop].tobytes()
+        return _new_frame(Frame, (command, headers, body))
+
+    def _bad_line(self, command: str, line: str, pos: int) -> NoReturn:
         what = "has an empty name" if line.startswith(":") else "has no ':'"
         self._fail(f"{command} header line {line[:40]!r} {what}", pos)
 
-    def _content_length(
-        self, command: str, text: str, start: int, headers: list[tuple[str, str]], pos: int
-    ) -> int:
-        stop = text.find("\n", start)
-        value = text[start:] if stop < 0 else text[start:stop]
-        receipt = next((v for k, v in headers if k == "receipt"), None)
+    def _bad_content_length(
+        self, command: str, value: str, headers: list[tuple[str, str]], pos: int
+    ) -> NoReturn:
+        receipt = _receipt(headers)
         if not (value.isascii() and value.isdigit()):
             self._fail(
                 f"{command} header content-length:{value[:20]!r} is not a decimal integer",
@@ -294,52 +440,8 @@ class FrameParser:
                 pos,
                 receipt,
             )
-        length = int(value)
-        if length and self._version != "1.0" and command not in BODY_COMMANDS:
-            self._fail(
-                f"a {command} frame cannot have a body (content-length:{length})", pos, receipt
-            )
-        return length
-
-    def _body(self) -> Frame | None:
-        assert self._pending is not None
-        command, headers, length = self._pending
-        buf = self._buf
-        start = self._body_start
-        if length is not None:
-            stop = start + length
-            if len(buf) <= stop:
-                return None
-            if buf[stop]:
-                self._fail(
-                    f"{command} body of content-length:{length} is followed by "
-                    f"{bytes(buf[stop : stop + 1])!r}, not NUL",
-                    stop,
-                    _receipt(headers),
-                )
-        else:
-            stop = buf.find(b"\0", self._body_scan)
-            if stop < 0:
-                if len(buf) - start > self.max_body_size:
-                    self._fail(
-                        f"{command} body exceeds the {self.max_body_size}-byte limit",
-                        start,
-                        _receipt(headers),
-                    )
-                self._body_scan = len(buf)
-                return None
-            if stop - start > self.max_body_size:
-                self._fail(
-                    f"{command} body exceeds the {self.max_body_size}-byte limit",
-                    start,
-                    _receipt(headers),
-                )
-            if stop > start and self._version != "1.0" and command not in BODY_COMMANDS:
-                self._fail(f"a {command} frame cannot have a body", start, _receipt(headers))
-        self._pending = None
-        self._pos = stop + 1
-        return _new_frame(Frame, (command, headers, bytes(buf[start:stop])))
+        self._fail(f"a {command} frame cannot have a body (content-length:{value})", pos, receipt)
 
 
-def _receipt(headers: tuple[tuple[str, str], ...]) -> str | None:
+def _receipt(headers: Sequence[tuple[str, str]]) -> str | None:
     return next((value for name, value in headers if name == "receipt"), None)

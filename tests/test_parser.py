@@ -400,6 +400,32 @@ def test_large_body_in_small_chunks() -> None:
     assert out == [Frame("MESSAGE", (("content-length", str(len(body))),), body)]
 
 
+def test_large_bodies_whole_and_bytewise() -> None:
+    body = bytes(range(256)) * 20
+    with_length = b"SEND\ncontent-length:%d\n\n" % len(body) + body + b"\x00"
+    assert frames(with_length)[0].body == body
+    text = b"x" * 5000
+    assert frames(b"SEND\n\n" + text + b"\x00")[0].body == text
+
+
+def test_body_limit_seen_with_the_headers() -> None:
+    exc = parse_error(b"SEND\nreceipt:q\n\n" + b"x" * 20, max_body_size=10)
+    assert "SEND body exceeds the 10-byte limit" in exc.message
+    assert exc.receipt_id == "q"
+
+
+def test_frames_before_an_error_are_returned_first() -> None:
+    parser = FrameParser()
+    good = b"SEND\ndestination:/q\n\n\x00"
+    assert parser.feed(good + b"\n" + good + b"FOO\n\n\x00") == [
+        Frame("SEND", (("destination", "/q"),)),
+        HB,
+        Frame("SEND", (("destination", "/q"),)),
+    ]
+    with pytest.raises(RemoteProtocolError, match="unknown command 'FOO'"):
+        parser.feed(b"")
+
+
 def test_nul_body_scan_resumes() -> None:
     parser = FrameParser()
     assert parser.feed(b"SEND\n\nabc") == []
