@@ -12,14 +12,23 @@ from .runner import LIB_ORDER, run_suite
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="small workloads, one round (for CI; well under a minute)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="interleaved rounds (default 5; 1 with --quick)")
-    parser.add_argument("--target", type=float, default=None,
-                        help="seconds per timed measurement (default 0.3; 0.03 with --quick)")
-    parser.add_argument("--libs", default=None,
-                        help=f"comma-separated subset of {','.join(LIB_ORDER)}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small workloads, one round (for CI; well under a minute)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="seconds per timed measurement (default 0.3; 0.03 with --quick)",
+    )
+    parser.add_argument(
+        "--libs", default=None, help=f"comma-separated subset of {','.join(LIB_ORDER)}"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write all results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="also write a PNG bar chart (matplotlib)")
     args = parser.parse_args(argv)

@@ -129,7 +129,7 @@ class Stompest(Adapter):
     name = "stompest"
     dist = "stompest"
     how_parse = "stompest.protocol.StompParser('1.2'): add(chunk); while canRead(): get()"
-    how_serialize = "bytes(stompest.protocol.StompFrame(command, rawHeaders=[...], body, version='1.2'))"
+    how_serialize = "bytes(stompest.protocol.StompFrame(command, rawHeaders=..., body=...))"
 
     def __init__(self) -> None:
         from stompest.protocol import StompFrame, StompParser
@@ -188,7 +188,7 @@ class StompPy(Adapter):
         "stomp.transport.BaseTransport subclass with receive() over the chunks; "
         "its receive loop (__read) + stomp.utils.parse_frame per raw frame"
     )
-    how_serialize = "stomp.utils.pack(stomp.utils.convert_frame(stomp.utils.Frame(cmd, headers, body)))"
+    how_serialize = "stomp.utils.pack(stomp.utils.convert_frame(stomp.utils.Frame(...)))"
 
     def __init__(self) -> None:
         import os
@@ -303,7 +303,7 @@ class Aiostomp(Adapter):
     dist = "aiostomp"
     ordered = False
     how_parse = "aiostomp.protocol.StompProtocol(): feed_data(chunk); pop_frames()"
-    how_serialize = "StompProtocol().build_frame(frame.command, frame.headers, frame.body) over aiostomp.frame.Frame"
+    how_serialize = "StompProtocol().build_frame(f.command, f.headers, f.body), f: aiostomp Frame"
 
     def __init__(self) -> None:
         from aiostomp.frame import Frame

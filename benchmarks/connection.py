@@ -60,7 +60,7 @@ class EventsDriver:
                     return f"PAUSED after {len(events)} events"
                 events.append(event)
         Message = self.mod.Message
-        for i, (event, (_, headers, body)) in enumerate(zip(events, expected)):
+        for i, (event, (_, headers, body)) in enumerate(zip(events, expected, strict=False)):
             if not isinstance(event, Message):
                 return f"event {i}: {type(event).__name__}, expected Message"
             if bytes(event.body) != body:

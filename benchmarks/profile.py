@@ -36,26 +36,28 @@ def main(argv: list[str]) -> int:
         if row in ("sa", "se"):
             w = ws[row[1]]
             fobjs, sobjs = floor.build(w.frames), sp.build(w.frames)
-            f_run = lambda: floor.serialize(fobjs)  # noqa: E731
-            s_run = lambda: sp.serialize(sobjs)  # noqa: E731
+            f_run = lambda fobjs=fobjs: floor.serialize(fobjs)  # noqa: E731
+            s_run = lambda sobjs=sobjs: sp.serialize(sobjs)  # noqa: E731
         elif row == "ev":
             from .connection import EventsDriver
 
             w = ws["a"]
             chunks = w.chunks(len(w.frames))
             drv = EventsDriver(sp.mod)
-            f_run = lambda: sp.parse_count(chunks)  # noqa: E731
-            s_run = lambda: drv.count(chunks)  # noqa: E731
+            f_run = lambda chunks=chunks: sp.parse_count(chunks)  # noqa: E731
+            s_run = lambda chunks=chunks, drv=drv: drv.count(chunks)  # noqa: E731
         else:
             w = ws[row]
             chunks = w.chunks(len(w.frames))
-            f_run = lambda: floor.parse_count(chunks)  # noqa: E731
-            s_run = lambda: sp.parse_count(chunks)  # noqa: E731
+            f_run = lambda chunks=chunks: floor.parse_count(chunks)  # noqa: E731
+            s_run = lambda chunks=chunks: sp.parse_count(chunks)  # noqa: E731
         n = len(w.frames)
         tf, ts = _best(f_run), _best(s_run)
         base = "FrameParser" if row == "ev" else "floor"
-        print(f"== {row}: stomp_proto {ts / n * 1e6:.2f} us/frame, {base} {tf / n * 1e6:.2f} "
-              f"us/frame, ratio {tf / ts:.2f}")
+        print(
+            f"== {row}: stomp_proto {ts / n * 1e6:.2f} us/frame, {base} {tf / n * 1e6:.2f} "
+            f"us/frame, ratio {tf / ts:.2f}"
+        )
         prof = cProfile.Profile()
         prof.enable()
         s_run()
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(10)
         text = out.getvalue()
-        print(text[text.find("   ncalls"):].rstrip())
+        print(text[text.find("   ncalls") :].rstrip())
     return 0
 
 

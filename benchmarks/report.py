@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from .runner import LIB_ORDER, MEMORY_SLACK, MEMORY_TARGET, TARGETS, Suite
 
@@ -91,8 +90,14 @@ def table(suite: Suite) -> str:
         if c_sp is not None and c_sp.floor_key:
             fc = suite.floor_cells[c_sp.floor_key]
         if fc is None:  # stomp_proto missing or wrong: any floor timing on the whole workload
-            fc = next((f for k, f in suite.floor_cells.items()
-                       if k[0] == kind and k[1] == row and f.n == len(w.frames)), None)
+            fc = next(
+                (
+                    f
+                    for k, f in suite.floor_cells.items()
+                    if k[0] == kind and k[1] == row and f.n == len(w.frames)
+                ),
+                None,
+            )
         if kind == "events":
             floor = f"FrameParser {_si(fc.rate)}/s" if fc and fc.rate else "-"
         elif fc and fc.rate:
@@ -120,8 +125,16 @@ def table(suite: Suite) -> str:
             sp = "n/a" + note(f"stomp_proto memory: {mem['stomp_proto_error']}")
         else:
             sp = "missing"
-        rows.append([f"peak memory (c) 7 B chunks, {mem['frames']} fr", floor, sp,
-                     f"<={MEMORY_TARGET:.0f}x", verdict, *["-" for _ in peers]])
+        rows.append(
+            [
+                f"peak memory (c) 7 B chunks, {mem['frames']} fr",
+                floor,
+                sp,
+                f"<={MEMORY_TARGET:.0f}x",
+                verdict,
+                *["-" for _ in peers],
+            ]
+        )
 
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = [
@@ -139,16 +152,22 @@ def table(suite: Suite) -> str:
     lines.extend(fmt.format(*r) for r in rows)
     lines.append("")
     if prefix_used:
-        lines.append("  * too slow for the whole workload: timed on its first frames "
-                     "(see --json for how many)")
+        lines.append(
+            "  * too slow for the whole workload: timed on its first frames "
+            "(see --json for how many)"
+        )
     c_ev = by_key.get(("events", "a", "stomp_proto"))
     if c_ev is not None and c_ev.rate:
-        lines.append(f"  events: ClientConnection delivered {_si(c_ev.rate)} events/s on (a); "
-                     "the ratio is to stomp_proto.FrameParser alone on the same chunks")
+        lines.append(
+            f"  events: ClientConnection delivered {_si(c_ev.rate)} events/s on (a); "
+            "the ratio is to stomp_proto.FrameParser alone on the same chunks"
+        )
     if mem:
-        lines.append(f"  memory: tracemalloc peak / largest frame ({mem['largest_frame']:,} B) "
-                     f"while parsing the first {mem['frames']} frame(s) of (c) in 7-byte chunks; "
-                     f"PASS up to {MEMORY_TARGET * MEMORY_SLACK:.1f}x")
+        lines.append(
+            f"  memory: tracemalloc peak / largest frame ({mem['largest_frame']:,} B) "
+            f"while parsing the first {mem['frames']} frame(s) of (c) in 7-byte chunks; "
+            f"PASS up to {MEMORY_TARGET * MEMORY_SLACK:.1f}x"
+        )
     lines.extend(notes)
     return "\n".join(lines)
 
@@ -170,8 +189,13 @@ def write_plot(suite: Suite, path: str) -> None:
     rows = [k for k in TARGETS if k[0] != "events"]
     fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(libs))
-    colors = {"stomp_proto": "#1f77b4", "stompest": "#ff7f0e", "stomp.py": "#2ca02c",
-              "stompman": "#d62728", "aiostomp": "#9467bd"}
+    colors = {
+        "stomp_proto": "#1f77b4",
+        "stompest": "#ff7f0e",
+        "stomp.py": "#2ca02c",
+        "stompman": "#d62728",
+        "aiostomp": "#9467bd",
+    }
     for j, lib in enumerate(libs):
         xs, ys = [], []
         for i, key in enumerate(rows):
@@ -181,8 +205,16 @@ def write_plot(suite: Suite, path: str) -> None:
                 xs.append(x)
                 ys.append(c.ratio)
             elif c is not None:
-                ax.text(x, 0.0003, c.status, rotation=90, ha="center", va="bottom", fontsize=7,
-                        color=colors.get(lib, "gray"))
+                ax.text(
+                    x,
+                    0.0003,
+                    c.status,
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=colors.get(lib, "gray"),
+                )
         ax.bar(xs, ys, width=width, label=lib, color=colors.get(lib))
     for i, key in enumerate(rows):
         ax.hlines(TARGETS[key], i - 0.45, i + 0.45, colors="black", linestyles="dotted")
@@ -192,13 +224,12 @@ def write_plot(suite: Suite, path: str) -> None:
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([PLOT_LABELS[k] for k in rows], fontsize=8)
     ax.set_ylabel("frames/s relative to the floor baseline (log)")
-    ax.set_title(f"STOMP parsers and serializers vs. a bare pure-Python splitter "
-                 f"({env['python']}, {env['date']}); dotted: stomp_proto targets", fontsize=10)
+    ax.set_title(
+        f"STOMP parsers and serializers vs. a bare pure-Python splitter "
+        f"({env['python']}, {env['date']}); dotted: stomp_proto targets",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(libs))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def summary(suite: Suite) -> dict[str, Any]:
-    return suite.results()

@@ -19,7 +19,6 @@ Method (see README.md for the why):
 from __future__ import annotations
 
 import gc
-import json
 import os
 import platform
 import statistics
@@ -111,14 +110,14 @@ def _first_occurrence(headers) -> dict:
 
 def check_frames(got: list, expected: list, ordered: bool) -> str | None:
     """Return why ``got`` differs from ``expected`` frames, or None when they match."""
-    for i, (g, e) in enumerate(zip(got, expected)):
+    for i, (g, e) in enumerate(zip(got, expected, strict=False)):
         command, headers, body = g
         if command != e[0]:
             return f"frame {i}: command {command!r}, expected {e[0]!r}"
         if ordered:
             headers = tuple(tuple(h) for h in headers)
             if headers != e[1]:
-                for j, (gh, eh) in enumerate(zip(headers, e[1])):
+                for j, (gh, eh) in enumerate(zip(headers, e[1], strict=False)):
                     if gh != eh:
                         return f"frame {i} header {j}: {gh!r}, expected {eh!r}"
                 return f"frame {i}: {len(headers)} headers, expected {len(e[1])}"
@@ -150,7 +149,7 @@ def check_serialized(out: list[bytes], expected: list) -> str | None:
     """
     if len(out) != len(expected):
         return f"{len(out)} frames, expected {len(expected)}"
-    for i, (data, (command, headers, body)) in enumerate(zip(out, expected)):
+    for i, (data, (command, headers, body)) in enumerate(zip(out, expected, strict=True)):
         data = bytes(data)
         head, sep, rest = data.partition(b"\n\n")
         if not sep or not rest.endswith(b"\0"):
@@ -171,8 +170,14 @@ def check_serialized(out: list[bytes], expected: list) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ planning
-def _plan(cell: Cell, probe: Callable[[int], float], build: Callable[[int], Callable[[], int]],
-          validate: Callable[[int], str | None], target: float, whole: float) -> None:
+def _plan(
+    cell: Cell,
+    probe: Callable[[int], float],
+    build: Callable[[int], Callable[[], int]],
+    validate: Callable[[int], str | None],
+    target: float,
+    whole: float,
+) -> None:
     """Probe, then choose ``cell.n`` and ``cell.loops`` and set ``cell.run``; may mark the cell.
 
     The whole workload is timed whenever one run of it is estimated to take at most ``whole``
@@ -222,13 +227,18 @@ class _Wrong(Exception):
 
 # -------------------------------------------------------------------------------------- suite
 class Suite:
-    def __init__(self, quick: bool, rounds: int, target: float, libs: list[str] | None,
-                 whole: float | None = None, out=sys.stdout) -> None:
+    def __init__(
+        self,
+        quick: bool,
+        rounds: int,
+        target: float,
+        libs: list[str] | None,
+        whole: float | None = None,
+    ) -> None:
         self.quick = quick
         self.whole = whole if whole is not None else (0.3 if quick else 1.0)
         self.rounds = rounds
         self.target = target
-        self.out = out
         t0 = time.perf_counter()
         self.workloads = W.build(quick)
         self.build_seconds = time.perf_counter() - t0
@@ -249,8 +259,9 @@ class Suite:
         print(msg, file=sys.stderr, flush=True)
 
     # ---------------------------------------------------------------- building cells
-    def _floor_cell(self, kind: str, row: str, n: int, make_run: Callable[[], Callable[[], int]]
-                    ) -> tuple:
+    def _floor_cell(
+        self, kind: str, row: str, n: int, make_run: Callable[[], Callable[[], int]]
+    ) -> tuple:
         key = (kind, row, n)
         if key not in self.floor_cells:
             cell = Cell(kind, row, "floor", n=n, total=n)
@@ -286,7 +297,7 @@ class Suite:
             fl = self.floor
             chunks = w.chunks(cell.n)
             cell.floor_key = self._floor_cell(
-                "parse", row, cell.n, lambda: (lambda: fl.parse_count(chunks))
+                "parse", row, cell.n, lambda: lambda: fl.parse_count(chunks)
             )
         return cell
 
@@ -358,7 +369,7 @@ class Suite:
         if cell.status == "ok":
             chunks = w.chunks(cell.n)
             cell.floor_key = self._floor_cell(
-                "events-base", "a", cell.n, lambda: (lambda: ad.parse_count(chunks))
+                "events-base", "a", cell.n, lambda: lambda: ad.parse_count(chunks)
             )
         return cell
 
@@ -401,7 +412,8 @@ class Suite:
                     t, count = _timed(cell.run, cell.loops)
                 fc.rates.append(fcount / ft)
                 if count != cell.n and cell.kind != "events":
-                    cell.status, cell.reason = "wrong", f"{count} frames when timed, expected {cell.n}"
+                    cell.status = "wrong"
+                    cell.reason = f"{count} frames when timed, expected {cell.n}"
                     continue
                 rate = count / t
                 cell.rates.append(rate)
@@ -479,23 +491,43 @@ class Suite:
         cells = []
         for c in self.cells:
             fl = self.floor_cells.get(c.floor_key) if c.floor_key else None
-            cells.append({
-                "kind": c.kind, "workload": c.row, "library": c.lib, "status": c.status,
-                "reason": c.reason, "frames_timed": c.n, "frames_total": c.total,
-                "loops": c.loops, "ratio": c.ratio, "ratios": c.ratios,
-                "rate": c.rate, "floor_rate": fl.rate if fl else None,
-                "target": TARGETS.get((c.kind, c.row)) if c.lib == "stomp_proto" else None,
-            })
+            cells.append(
+                {
+                    "kind": c.kind,
+                    "workload": c.row,
+                    "library": c.lib,
+                    "status": c.status,
+                    "reason": c.reason,
+                    "frames_timed": c.n,
+                    "frames_total": c.total,
+                    "loops": c.loops,
+                    "ratio": c.ratio,
+                    "ratios": c.ratios,
+                    "rate": c.rate,
+                    "floor_rate": fl.rate if fl else None,
+                    "target": TARGETS.get((c.kind, c.row)) if c.lib == "stomp_proto" else None,
+                }
+            )
         floors = [
             {"kind": k[0], "workload": k[1], "frames": k[2], "rate": fc.rate, "loops": fc.loops}
             for k, fc in self.floor_cells.items()
         ]
-        return {"environment": self.environment(), "cells": cells, "floor": floors,
-                "memory": self.memory,
-                "workloads": {k: {"title": w.title, "frames": len(w.frames),
-                                  "bytes": len(w.stream), "chunk": w.chunk,
-                                  "largest_frame": w.largest_frame}
-                              for k, w in self.workloads.items()}}
+        return {
+            "environment": self.environment(),
+            "cells": cells,
+            "floor": floors,
+            "memory": self.memory,
+            "workloads": {
+                k: {
+                    "title": w.title,
+                    "frames": len(w.frames),
+                    "bytes": len(w.stream),
+                    "chunk": w.chunk,
+                    "largest_frame": w.largest_frame,
+                }
+                for k, w in self.workloads.items()
+            },
+        }
 
 
 def run_suite(quick: bool, rounds: int, target: float, libs: list[str] | None) -> Suite:
