@@ -25,8 +25,9 @@ bookkeeping of subscriptions, acks, transactions and receipts is in
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
@@ -52,7 +53,7 @@ from ._events import (
 from ._frame import CLIENT_COMMANDS, SERVER_COMMANDS, SUPPORTED_VERSIONS, Frame, serialize
 from ._heartbeat import HeartbeatTimer, negotiate
 from ._parser import DEFAULT_LIMITS, FrameParser
-from ._state import TRANSITIONS, Role, State
+from ._state import MOVES, Role, State
 from ._tracking import Books
 
 __all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Limits", "Sentinel", "ServerConnection"]
@@ -140,7 +141,8 @@ class _Connection:
             raise ValueError("grace must be at least 1 (one whole interval)")
         self.grace = grace
         self.limits = limits = Limits() if limits is None else limits
-        self._state = State.AWAITING_CONNECT
+        self._own_commands = CLIENT_COMMANDS if self.role is Role.CLIENT else SERVER_COMMANDS
+        self._set_state(State.AWAITING_CONNECT)
         self._version: str | None = None
         # Until a version is agreed, frames are read with 1.0 rules: CONNECT
         # and CONNECTED are never unescaped anyway, and an ERROR sent before
@@ -163,7 +165,6 @@ class _Connection:
         self._clock: float | None = None
         self._timer: HeartbeatTimer | None = None
         self._heartbeats: tuple[int, int] = (0, 0)
-        self._own_commands = CLIENT_COMMANDS if self.role is Role.CLIENT else SERVER_COMMANDS
         # Negotiation: what the CONNECT offered, and (server) what was agreed.
         self._offered: tuple[str, ...] = ()
         self._client_beat: tuple[int, int] = (0, 0)
@@ -220,11 +221,15 @@ class _Connection:
             self._tick(now)
         if data and self._timer is not None:
             self._timer.received(now)
-        if self._state in _NOT_LIVE or self._ignoring_input():
+        if not self._reading and not self._paused():
             if not data:
                 self._parser_eof()
             return  # nothing more will be read from this peer
-        self._parser.receive_data(data)
+        try:
+            self._parser.receive_data(data)
+        except LocalProtocolError as exc:  # data after EOF
+            self._enter_error(exc)
+            raise
 
     def _parser_eof(self) -> None:
         if not self._parser._eof:
@@ -236,6 +241,15 @@ class _Connection:
     def _paused(self) -> bool:
         return False
 
+    def _set_state(self, state: State) -> None:
+        """Enter ``state``; precompute what the hot paths ask of it."""
+        self._state = state
+        self._own_moves = MOVES[self.role, state]
+        self._peer_moves = MOVES[self.peer, state]
+        self._reading = state not in _NOT_LIVE and not self._ignoring_input() and not self._paused()
+        if state in _NOT_LIVE:
+            self._timer = None
+
     def next_event(self) -> Event | Sentinel:
         """Return the next event from the peer, :data:`NEED_DATA` or :data:`PAUSED`.
 
@@ -243,6 +257,24 @@ class _Connection:
             RemoteProtocolError: the peer broke the protocol; the connection
                 is now in :attr:`State.ERROR` and raises it again if asked.
         """
+        if not self._reading:
+            return self._not_reading()
+        parser = self._parser
+        try:
+            item = parser.next_frame()
+            if item is None:
+                if parser.at_eof:
+                    self._set_state(State.CLOSED)
+                    return ConnectionClosed()
+                return NEED_DATA
+            if item is HEARTBEAT:
+                return HEARTBEAT
+            return self._receive_frame(item)  # type: ignore[arg-type]
+        except RemoteProtocolError as exc:
+            self._enter_error(exc)
+            raise
+
+    def _not_reading(self) -> Event | Sentinel:
         state = self._state
         if state is State.ERROR:
             assert self._error is not None
@@ -251,23 +283,7 @@ class _Connection:
             return ConnectionClosed()
         if self._ignoring_input():
             return ConnectionClosed() if self._parser._eof else PAUSED
-        if self._paused():
-            return PAUSED
-        try:
-            item = self._parser.next_frame()
-            if item is None:
-                if self._parser.at_eof:
-                    self._state = State.CLOSED
-                    self._timer = None
-                    return ConnectionClosed()
-                return NEED_DATA
-            if item is HEARTBEAT:
-                return HEARTBEAT
-            assert isinstance(item, Frame)
-            return self._receive_frame(item)
-        except RemoteProtocolError as exc:
-            self._enter_error(exc)
-            raise
+        return PAUSED
 
     def _receive_frame(self, frame: Frame) -> Event:
         command = frame.command
@@ -308,8 +324,7 @@ class _Connection:
             raise LocalProtocolError("cannot send: the connection is in the ERROR state")
         try:
             if isinstance(event, ConnectionClosed):
-                self._state = State.CLOSED if self._state is not State.ERROR else State.ERROR
-                self._timer = None
+                self._set_state(State.CLOSED)
                 return b""
             if isinstance(event, Heartbeat):
                 if self._state not in (State.CONNECTED, State.DISCONNECTING):
@@ -380,55 +395,74 @@ class _Connection:
     # -- the state machine ---------------------------------------------------
 
     def _enter_error(self, exc: ProtocolError) -> None:
-        self._state = State.ERROR
         self._error = exc
-        self._timer = None
+        self._set_state(State.ERROR)
 
     def _apply(self, event: Event, sender: Role, err: type[ProtocolError]) -> None:
         """Check ``event`` against the state table and the books; then apply it."""
-        new_state = TRANSITIONS.get((sender, self._state, type(event)))
+        kind = type(event)
+        moves = self._own_moves if sender is self.role else self._peer_moves
+        new_state = moves.get(kind)
+        receipt = getattr(event, "receipt", None) if kind._HAS_RECEIPT else None
         if new_state is None:
             raise err(
                 f"{event.COMMAND} is not allowed from the {sender.value.lower()} "
                 f"in state {self._state.name}",
-                receipt_id=getattr(event, "receipt", None),
+                receipt_id=receipt,
             )
-        books = self._books
-        receipt = getattr(event, "receipt", None)
-        if isinstance(event, Connect):
-            self._on_connect(event, err)
-        elif isinstance(event, Connected):
-            self._on_connected(event, err)
-        elif isinstance(event, Message):
-            books.deliver(event, err, received=sender is not self.role)
-        elif isinstance(event, Send):
-            books.check_transaction(event, event.transaction, err)
-        elif isinstance(event, Ack):
-            books.check_transaction(event, event.transaction, err)
-            books.acknowledge(event, err)
-        elif isinstance(event, Subscribe):
-            books.subscribe(event, err)
-        elif isinstance(event, Unsubscribe):
-            books.unsubscribe(event, err)
-        elif isinstance(event, (Commit, Abort)):
-            books.end(event, event.transaction, err, commit=isinstance(event, Commit))
-        elif isinstance(event, Begin):
-            books.begin(event, event.transaction, err)
-        elif isinstance(event, Receipt):
-            confirmed = books.answer_receipt(event.receipt_id, err)
-            object.__setattr__(event, "confirms", confirmed)
-            if event.receipt_id == self._disconnect_receipt:
-                new_state = State.CLOSED
-        elif isinstance(event, Disconnect):
-            if receipt is None:
-                new_state = State.CLOSED
-            else:
-                self._disconnect_receipt = receipt
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            new_state = handler(self, event, sender, err) or new_state
         if receipt is not None:
-            books.request_receipt(event, receipt, err)
-        self._state = new_state
-        if new_state is State.CLOSED:
-            self._timer = None
+            self._books.request_receipt(event, receipt, err)
+        if new_state is not self._state:
+            self._set_state(new_state)
+
+    # Handlers: side effects of each frame. They return a state that overrides
+    # the table's (DISCONNECT without receipt, the RECEIPT for DISCONNECT).
+
+    def _h_message(self, event: Message, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.deliver(event, err, received=sender is not self.role)
+
+    def _h_send(self, event: Send, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.check_transaction(event, event.transaction, err)
+
+    def _h_ack(self, event: Ack, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.check_transaction(event, event.transaction, err)
+        self._books.acknowledge(event, err)
+
+    def _h_subscribe(self, event: Subscribe, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.subscribe(event, err)
+
+    def _h_unsubscribe(self, event: Unsubscribe, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.unsubscribe(event, err)
+
+    def _h_begin(self, event: Begin, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.begin(event, event.transaction, err)
+
+    def _h_commit(self, event: Commit, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.end(event, event.transaction, err, commit=True)
+
+    def _h_abort(self, event: Abort, sender: Role, err: type[ProtocolError]) -> None:
+        self._books.end(event, event.transaction, err, commit=False)
+
+    def _h_receipt(self, event: Receipt, sender: Role, err: type[ProtocolError]) -> State | None:
+        object.__setattr__(event, "confirms", self._books.answer_receipt(event.receipt_id, err))
+        return State.CLOSED if event.receipt_id == self._disconnect_receipt else None
+
+    def _h_disconnect(
+        self, event: Disconnect, sender: Role, err: type[ProtocolError]
+    ) -> State | None:
+        if event.receipt is None:
+            return State.CLOSED
+        self._disconnect_receipt = event.receipt
+        return None
+
+    def _h_connect(self, event: Connect, sender: Role, err: type[ProtocolError]) -> None:
+        self._on_connect(event, err)
+
+    def _h_connected(self, event: Connected, sender: Role, err: type[ProtocolError]) -> None:
+        self._on_connected(event, err)
 
     def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
         raise NotImplementedError
@@ -451,6 +485,24 @@ class _Connection:
             self._heartbeats = (to_client, to_server)
         if any(self._heartbeats):
             self._timer = HeartbeatTimer(*self._heartbeats, self.grace, self._clock)
+
+
+_Handler = Callable[[_Connection, Any, Role, type[ProtocolError]], "State | None"]
+_HANDLERS: dict[type[Event], _Handler] = {
+    Message: _Connection._h_message,
+    Send: _Connection._h_send,
+    Ack: _Connection._h_ack,
+    Nack: _Connection._h_ack,
+    Subscribe: _Connection._h_subscribe,
+    Unsubscribe: _Connection._h_unsubscribe,
+    Begin: _Connection._h_begin,
+    Commit: _Connection._h_commit,
+    Abort: _Connection._h_abort,
+    Receipt: _Connection._h_receipt,
+    Disconnect: _Connection._h_disconnect,
+    Connect: _Connection._h_connect,
+    Connected: _Connection._h_connected,
+}
 
 
 class ClientConnection(_Connection):

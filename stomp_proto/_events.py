@@ -62,6 +62,7 @@ class Event:
     _REQUIRED: ClassVar[tuple[str, ...]] = ()
     _DEFAULTS: ClassVar[dict[str, str]] = {}
     _HAS_BODY: ClassVar[bool] = False
+    _HAS_RECEIPT: ClassVar[bool] = False
     _WIRE: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls) -> None:
@@ -70,6 +71,7 @@ class Event:
         wire = dict(cls._FIELDS)
         wire["content-length"] = ""  # derived from the body; never kept
         cls._WIRE = wire
+        cls._HAS_RECEIPT = "receipt" in wire
 
     def __post_init__(self) -> None:
         for wire, attr in self._FIELDS:

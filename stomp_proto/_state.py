@@ -39,7 +39,7 @@ from ._events import (
     Unsubscribe,
 )
 
-__all__ = ["TRANSITIONS", "Role", "State"]
+__all__ = ["MOVES", "TRANSITIONS", "Role", "State"]
 
 
 class Role(enum.Enum):
@@ -101,4 +101,17 @@ TRANSITIONS: dict[tuple[Role, State, type[Event]], State] = {
         (SERVER, state, Error): CLOSED
         for state in (AWAITING_CONNECT, CONNECTING, CONNECTED, DISCONNECTING, ERROR)
     },
+}
+
+#: The same table indexed for lookups on the hot path: (sender, state) ->
+#: {event type: next state}. (Enum hashing is a Python-level call; type
+#: hashing is not.)
+MOVES: dict[tuple[Role, State], dict[type[Event], State]] = {
+    (sender, state): {
+        kind: target
+        for (who, where, kind), target in TRANSITIONS.items()
+        if (who, where) == (sender, state)
+    }
+    for sender in Role
+    for state in State
 }

@@ -808,3 +808,11 @@ def test_subscriptions_property_is_a_copy() -> None:
     subs = pair.client.subscriptions
     subs.clear()
     assert pair.client.subscriptions == {"s": "auto"}
+
+
+def test_data_after_eof_is_a_local_error() -> None:
+    server = ServerConnection()
+    server.receive_data(b"")
+    with pytest.raises(LocalProtocolError, match="after EOF"):
+        server.receive_data(b"CONNECT\n\n\x00")
+    assert server.state is State.ERROR

@@ -153,6 +153,13 @@ def test_leading_eols_and_nuls_are_skipped() -> None:
     assert parse(b"\x00\n\nCONNECT\n\n\x00") == [HB, HB, Frame("CONNECT")]
 
 
+def test_nuls_right_before_a_frame() -> None:
+    assert parse(b"DISCONNECT\n\n\x00\x00\x00DISCONNECT\n\n\x00") == [
+        Frame("DISCONNECT"),
+        Frame("DISCONNECT"),
+    ]
+
+
 def test_coalesced_heartbeats_before_a_frame_do_not_lose_it() -> None:
     # stomp.py drops the frame here (peers.md).
     data = b"\n\n\n" + b"MESSAGE\ndestination:/q\nmessage-id:1\nsubscription:0\n\nx\x00"
