@@ -142,6 +142,11 @@ class _Connection:
         self.grace = grace
         self.limits = limits = Limits() if limits is None else limits
         self._own_commands = CLIENT_COMMANDS if self.role is Role.CLIENT else SERVER_COMMANDS
+        self._peer_types = {
+            command: kind
+            for command, kind in _EVENT_TYPES.items()
+            if command not in self._own_commands
+        }
         self._set_state(State.AWAITING_CONNECT)
         self._version: str | None = None
         # Until a version is agreed, frames are read with 1.0 rules: CONNECT
@@ -261,15 +266,25 @@ class _Connection:
             return self._not_reading()
         parser = self._parser
         try:
-            item = parser.next_frame()
+            # The parser's hot path directly; its careful entry point (EOF
+            # inside a frame, a body still arriving) when that finds nothing.
+            item = parser._next() if parser._pending is None else None
             if item is None:
-                if parser.at_eof:
-                    self._set_state(State.CLOSED)
-                    return ConnectionClosed()
-                return NEED_DATA
+                item = parser.next_frame()
+                if item is None:
+                    if parser.at_eof:
+                        self._set_state(State.CLOSED)
+                        return ConnectionClosed()
+                    return NEED_DATA
             if item is HEARTBEAT:
                 return HEARTBEAT
-            return self._receive_frame(item)  # type: ignore[arg-type]
+            frame: Frame = item  # type: ignore[assignment]
+            kind = self._peer_types.get(frame.command)
+            if kind is None or self._version == "1.0" or kind is Connect:
+                return self._receive_frame(frame)
+            event: Event = kind._from_frame(frame)
+            self._apply(event, self.peer, RemoteProtocolError)
+            return event
         except RemoteProtocolError as exc:
             self._enter_error(exc)
             raise
@@ -286,21 +301,19 @@ class _Connection:
         return PAUSED
 
     def _receive_frame(self, frame: Frame) -> Event:
-        command = frame.command
-        if command in self._own_commands:
+        kind = self._peer_types.get(frame.command)
+        if kind is None:
             raise RemoteProtocolError(
-                f"the {self.peer.value.lower()} sent {command}, which only a "
+                f"the {self.peer.value.lower()} sent {frame.command}, which only a "
                 f"{self.role.value.lower()} may send",
                 receipt_id=frame.get("receipt"),
             )
-        if self._version == "1.0" or (
-            command in ("CONNECT", "STOMP") and frame.get("accept-version") is None
-        ):
+        if self._version == "1.0" or (kind is Connect and frame.get("accept-version") is None):
             # POLICY (stomp-notes #15, A12): 1.0 peers pad values ("login: guest");
             # strip the left side in 1.0 sessions, CONNECT included, as RabbitMQ does.
             headers = tuple([(k, v.lstrip(" \t")) for k, v in frame.headers])
-            frame = Frame(command, headers, frame.body)
-        event: Event = _EVENT_TYPES[command]._from_frame(frame)
+            frame = Frame(frame.command, headers, frame.body)
+        event: Event = kind._from_frame(frame)
         self._apply(event, self.peer, RemoteProtocolError)
         return event
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import stomp_proto
 from stomp_proto import (
     Ack,
     ClientConnection,
@@ -191,3 +194,67 @@ def test_eof_twice_in_closed_state() -> None:
     pair.client.receive_data(b"")
     pair.client.receive_data(b"")
     assert pair.client.next_event() == ConnectionClosed()
+
+
+EVENT_CLASSES = [
+    Connect,
+    Send,
+    Subscribe,
+    stomp_proto.Unsubscribe,
+    Ack,
+    Nack,
+    Connected,
+    Message,
+    stomp_proto.Receipt,
+    stomp_proto.Error,
+    stomp_proto.Begin,
+    stomp_proto.Commit,
+    stomp_proto.Abort,
+    stomp_proto.Disconnect,
+]
+NAMES = st.sampled_from(
+    [
+        "destination",
+        "message-id",
+        "subscription",
+        "ack",
+        "id",
+        "receipt",
+        "receipt-id",
+        "transaction",
+        "content-type",
+        "content-length",
+        "message",
+        "host",
+        "login",
+        "passcode",
+        "version",
+        "session",
+        "server",
+        "x-user",
+        "accept-version",
+        "heart-beat",
+    ]
+)
+VALUES = st.sampled_from(["", "v", "1,2", "1.2", "0"])
+
+
+@given(
+    st.sampled_from(EVENT_CLASSES),
+    st.lists(st.tuples(NAMES, VALUES), max_size=8),
+    st.binary(max_size=3),
+)
+def test_compiled_from_frame_matches_the_generic_reference(
+    cls: type[stomp_proto.Event], headers: list[tuple[str, str]], body: bytes
+) -> None:
+    frame = Frame(cls.COMMAND, tuple(headers), body if cls._HAS_BODY else b"")
+    generic = stomp_proto.Event._from_frame.__func__  # type: ignore[attr-defined]
+
+    def outcome(build: object) -> object:
+        try:
+            event = build(frame)  # type: ignore[operator]
+        except RemoteProtocolError as exc:
+            return ("error", exc.message, exc.receipt_id)
+        return (event, event.headers)
+
+    assert outcome(cls._from_frame) == outcome(lambda f: generic(cls, f))
