@@ -109,6 +109,8 @@ def table(suite: Suite) -> str:
         verdict = ""
         if c_sp is not None and c_sp.status == "ok" and c_sp.ratio is not None:
             verdict = "PASS" if c_sp.ratio >= target else "MISS"
+        elif c_sp is not None and c_sp.status in ("wrong", "n/a"):
+            verdict = "MISS"
         peer_cells = ["-" if kind == "events" else cell_text(kind, row, p) for p in peers]
         rows.append([ROW_TITLES[(kind, row)], floor, sp, f">={target:.2f}", verdict, *peer_cells])
 
