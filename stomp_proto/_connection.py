@@ -50,7 +50,7 @@ from ._events import (
     Subscribe,
     Unsubscribe,
 )
-from ._frame import CLIENT_COMMANDS, SERVER_COMMANDS, SUPPORTED_VERSIONS, Frame, serialize
+from ._frame import CLIENT_COMMANDS, SERVER_COMMANDS, SUPPORTED_VERSIONS, Frame
 from ._heartbeat import HeartbeatTimer, negotiate
 from ._parser import DEFAULT_LIMITS, FrameParser
 from ._state import MOVES, Role, State
@@ -352,12 +352,8 @@ class _Connection:
                     )
                 version = self._version or self._pre_session_version(event)
                 frame = event.to_frame(version)
-                data = serialize(
-                    frame.command,
-                    frame.headers,
-                    frame.body,
-                    version,
-                    getattr(event, "content_length", True),
+                data = frame.serialize(
+                    version, content_length=getattr(event, "content_length", True)
                 )
                 self._apply(event, self.role, LocalProtocolError)
         except LocalProtocolError as exc:

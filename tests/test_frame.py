@@ -96,6 +96,8 @@ def test_given_content_length_must_match() -> None:
 def test_content_length_text_inside_a_value_is_not_a_header() -> None:
     frame = Frame("CONNECT", (("x", "content-length:5"),))
     assert frame.serialize() == b"CONNECT\nx:content-length:5\n\n\x00"
+    frame = Frame("SEND", (("x", "a"), ("y", "content-length:5")), b"ab")
+    assert frame.serialize("1.0") == b"SEND\nx:a\ny:content-length:5\ncontent-length:2\n\nab\x00"
 
 
 def test_content_length_can_be_suppressed_without_nul() -> None:
