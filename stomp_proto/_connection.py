@@ -377,8 +377,15 @@ class _Connection:
             return None
         return self._timer.deadline()
 
-    def handle_timer(self, now: float) -> bytes:
+    def handle_timer(self, now: float, *, reading: bool = True) -> bytes:
         """Advance the clock to ``now``; return a heart-beat EOL to send, or ``b""``.
+
+        Args:
+            now: the current time, in seconds, on the caller's monotonic clock.
+            reading: pass False while the caller has deliberately stopped
+                reading the transport (back-pressure from a slow consumer).
+                The peer's silence is then ours, not the peer's, and is not
+                held against it; outgoing heart-beats still come due.
 
         Raises:
             RemoteProtocolError: the peer sent nothing for ``grace`` times the
@@ -387,6 +394,8 @@ class _Connection:
         self._tick(now)
         if self._timer is None or self._state in _NOT_LIVE:
             return b""
+        if not reading:
+            self._timer.received(now)
         beat, silent = self._timer.poll(now)
         if silent is not None:
             exc = RemoteProtocolError(

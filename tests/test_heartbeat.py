@@ -210,3 +210,13 @@ def test_timer_without_any_interval_has_no_deadline() -> None:
     assert timer.poll(100.0) == (False, None)
     timer.sent(None)
     assert timer.last_send == 0.0
+
+
+def test_no_timeout_while_the_caller_is_not_reading() -> None:
+    pair = beating_pair((1000, 1000), (1000, 1000))
+    client = pair.client
+    assert client.handle_timer(1.0, reading=False) == b"\n"  # our beats still go out
+    assert client.handle_timer(2.5, reading=False) == b"\n"
+    assert client.handle_timer(4.0) == b"\n"  # silence counted from 2.5 again
+    with pytest.raises(RemoteProtocolError):
+        client.handle_timer(4.5)
