@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import datetime
 import ipaddress
 import os
@@ -24,7 +25,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stomp_proto import Connect
@@ -57,6 +58,25 @@ _ACTIVEMQ_JAVA_FLAGS = (
 )
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the test process dies (even by
+    SIGKILL), so that a killed pytest run does not leave brokers behind."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class BrokerNotInstalled(Exception):
     """The broker's Debian package (or Java, or epmd) is missing."""
 
@@ -77,6 +97,26 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+_DIR_PREFIX = "stomp-interop-"
+_OWNER_FILE = "owner.pid"
+
+
+def _sweep_stale_dirs() -> None:
+    """Remove broker directories left by test processes that were killed
+    (their brokers died with them: see :func:`_die_with_parent`)."""
+    for path in Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
+        try:
+            owner = int((path / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -110,7 +150,9 @@ class Broker:
         if reason is not None:  # before any temporary directory exists
             raise BrokerNotInstalled(reason)
         self.host = HOST
-        self.dir = Path(tempfile.mkdtemp(prefix=f"stomp-interop-{self.name}-"))
+        _sweep_stale_dirs()
+        self.dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX + f"{self.name}-"))
+        (self.dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.stomp_port = 0
         self.ws_port: int | None = None
         self.tls_port: int | None = None
@@ -217,6 +259,7 @@ class Broker:
                 env=env,
                 cwd=cwd or self.dir,
                 start_new_session=True,  # its own process group, led by proc.pid
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe: one syscall
             )
         self._procs.append(proc)
         return proc
