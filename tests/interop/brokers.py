@@ -18,6 +18,7 @@ import ctypes
 import datetime
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,12 +120,27 @@ def _sweep_stale_dirs() -> None:
             continue
 
 
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args
+    first = args[0] if isinstance(args, (list, tuple)) else args
+    return Path(os.fsdecode(first)).name  # type: ignore[arg-type]
+
+
+_ERROR_LINE = re.compile(r"\bERROR\b|\[error\]|Caused by:|Exception:|exited with|terminated")
+
+
 def _tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines, after the first few error-looking lines above
+    them (the cause is often further up than a stack trace's tail)."""
     try:
-        text = path.read_text("utf-8", "replace")
+        all_lines = path.read_text("utf-8", "replace").splitlines()
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    head, tail = all_lines[:-lines], all_lines[-lines:]
+    errors = [line[:300] for line in head if _ERROR_LINE.search(line)][:8]
+    if errors:
+        return "\n".join(["[first error lines above the tail:]", *errors, "[...]", *tail])
+    return "\n".join(tail)
 
 
 class Broker:
@@ -140,8 +156,6 @@ class Broker:
     login = "guest"
     passcode = "guest"
     vhost = "/"
-    #: Versions a CONNECT may offer; all of them are negotiated by both brokers.
-    versions: tuple[str, ...] = ("1.0", "1.1", "1.2")
     start_timeout = 90.0
     stop_timeout = 20.0
 
@@ -193,15 +207,14 @@ class Broker:
             self._spawn()
             self._wait_ready(began + self.start_timeout)
         except BaseException as exc:
-            tail = self.log_tail()
-            self.stop()
-            if isinstance(exc, BrokerStartError):
+            self.stop()  # first, so that the logs are complete
+            if not isinstance(exc, Exception):
                 raise
-            if isinstance(exc, Exception):
-                raise BrokerStartError(
-                    f"{self.name} did not start: {exc!r}\n--- log tail ---\n{tail}"
-                ) from exc
-            raise
+            what = str(exc) if isinstance(exc, BrokerStartError) else repr(exc)
+            raise BrokerStartError(
+                f"{self.name} ({self.dir}) did not start: {what}\n"
+                f"--- log tail ---\n{self.log_tail()}"
+            ) from exc
         self.startup_times.append(time.monotonic() - began)
 
     def stop(self) -> None:
@@ -229,7 +242,7 @@ class Broker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 60) -> str:
         parts = []
         for path in self._log_files():
             text = _tail(path, lines)
@@ -322,8 +335,7 @@ class Broker:
             for proc in self._procs:
                 if proc.poll() is not None:
                     raise BrokerStartError(
-                        f"{self.name}: process {proc.args!r} exited with {proc.returncode} "
-                        f"during startup\n--- log tail ---\n{self.log_tail()}"
+                        f"{_program(proc)} (pid {proc.pid}) exited with {proc.returncode} during startup"
                     )
             try:
                 self._probe()
@@ -332,8 +344,7 @@ class Broker:
                 last = exc
             if time.monotonic() > deadline:
                 raise BrokerStartError(
-                    f"{self.name}: no CONNECTED within {self.start_timeout:.0f} s "
-                    f"(last attempt: {last!r})\n--- log tail ---\n{self.log_tail()}"
+                    f"no CONNECTED within {self.start_timeout:.0f} s (last attempt: {last!r})"
                 )
             time.sleep(0.25)
 
@@ -558,7 +569,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise BrokerStartError(f"{proc.args!r} exited with {proc.returncode}")
+            raise BrokerStartError(f"{_program(proc)} exited with {proc.returncode}")
         try:
             socket.create_connection((HOST, port), timeout=1.0).close()
             return
