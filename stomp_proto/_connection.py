@@ -147,6 +147,9 @@ class _Connection:
             for command, kind in _EVENT_TYPES.items()
             if command not in self._own_commands
         }
+        # Frames next_event() may convert without _receive_frame's special
+        # cases (CONNECT, and any frame of a 1.0 session, get trimmed values).
+        self._fast_types = {c: k for c, k in self._peer_types.items() if k is not Connect}
         self._set_state(State.AWAITING_CONNECT)
         self._version: str | None = None
         # Until a version is agreed, frames are read with 1.0 rules: CONNECT
@@ -279,8 +282,8 @@ class _Connection:
             if item is HEARTBEAT:
                 return HEARTBEAT
             frame: Frame = item  # type: ignore[assignment]
-            kind = self._peer_types.get(frame.command)
-            if kind is None or self._version == "1.0" or kind is Connect:
+            kind = self._fast_types.get(frame.command)
+            if kind is None:
                 return self._receive_frame(frame)
             event: Event = kind._from_frame(frame)
             self._apply(event, self.peer, RemoteProtocolError)
@@ -492,6 +495,8 @@ class _Connection:
         self, version: str, client: tuple[int, int], server: tuple[int, int]
     ) -> None:
         self._version = version
+        if version == "1.0":
+            self._fast_types = {}
         self._parser.version = version
         self._books.version = version
         if version == "1.0":

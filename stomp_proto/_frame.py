@@ -132,11 +132,9 @@ class Frame(NamedTuple):
                 ``content-length`` header that disagrees with the body.
         """
         command, headers, body = self
-        if command not in COMMANDS:
-            raise LocalProtocolError(f"cannot serialize unknown command {command[:40]!r}")
-        if version not in SUPPORTED_VERSIONS:
-            raise LocalProtocolError(f"unsupported STOMP version {version!r}")
-        if body and version != "1.0" and command not in BODY_COMMANDS:
+        if command not in COMMANDS or version not in _VERSIONS:
+            _refuse(command, version)
+        if body and command not in BODY_COMMANDS and version != "1.0":
             raise LocalProtocolError(f"a {command} frame cannot have a body in STOMP {version}")
         if headers:
             block = "\n".join(map(":".join, headers))
@@ -153,8 +151,14 @@ class Frame(NamedTuple):
                 or "\n:" in block
             ):
                 block = _encode_headers(command, headers, version)
-            if "content-length:" in block and _declares_length(command, block, body):
-                pass
+            at = block.find("content-length:")
+            if at >= 0 and (at == 0 or block[at - 1] == "\n"):
+                # The caller gave content-length: it must tell the truth.
+                end = block.find("\n", at)
+                if block[at + 15 : end if end >= 0 else None] != str(len(body)):
+                    _declares_length(command, block, body)  # raises, naming the values
+            elif at >= 0 and _declares_length(command, block, body):
+                pass  # "content-length:" inside a value first, the header later
             elif body:
                 block += _content_length_line(command, body, content_length)
             head = command + "\n" + block + "\n\n"
@@ -163,6 +167,15 @@ class Frame(NamedTuple):
         else:
             head = command + "\n\n"
         return b"".join((head.encode(), body, b"\0"))
+
+
+_VERSIONS = frozenset(SUPPORTED_VERSIONS)
+
+
+def _refuse(command: str, version: str) -> None:
+    if command not in COMMANDS:
+        raise LocalProtocolError(f"cannot serialize unknown command {command[:40]!r}")
+    raise LocalProtocolError(f"unsupported STOMP version {version!r}")
 
 
 def _content_length_line(command: str, body: bytes, content_length: bool) -> str:

@@ -98,6 +98,10 @@ def test_content_length_text_inside_a_value_is_not_a_header() -> None:
     assert frame.serialize() == b"CONNECT\nx:content-length:5\n\n\x00"
     frame = Frame("SEND", (("x", "a"), ("y", "content-length:5")), b"ab")
     assert frame.serialize("1.0") == b"SEND\nx:a\ny:content-length:5\ncontent-length:2\n\nab\x00"
+    frame = Frame("SEND", (("y", "content-length:5"), ("content-length", "2")), b"ab")
+    assert frame.serialize("1.0") == b"SEND\ny:content-length:5\ncontent-length:2\n\nab\x00"
+    with pytest.raises(LocalProtocolError, match="content-length:3 does not match"):
+        Frame("SEND", (("y", "content-length:5"), ("content-length", "3")), b"ab").serialize("1.0")
 
 
 def test_content_length_can_be_suppressed_without_nul() -> None:
