@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
+    FRAME_EVENTS,
     HEARTBEAT,
     Abort,
     Ack,
@@ -75,25 +76,7 @@ class Sentinel(enum.Enum):
 NEED_DATA: Final = Sentinel.NEED_DATA
 PAUSED: Final = Sentinel.PAUSED
 
-_EVENT_TYPES: dict[str, type[Event]] = {
-    cls.COMMAND: cls
-    for cls in (
-        Connect,
-        Connected,
-        Send,
-        Subscribe,
-        Unsubscribe,
-        Ack,
-        Nack,
-        Begin,
-        Commit,
-        Abort,
-        Disconnect,
-        Message,
-        Receipt,
-        Error,
-    )
-}
+_EVENT_TYPES: dict[str, type[Event]] = {cls.COMMAND: cls for cls in FRAME_EVENTS}
 _EVENT_TYPES["STOMP"] = Connect
 _NOT_LIVE = (State.CLOSED, State.ERROR)
 _UNSAFE = str.maketrans({"\\": "/", "\r": " ", "\n": " "})

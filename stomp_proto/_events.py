@@ -660,8 +660,10 @@ def _compile_from_frame(cls: type[Event]) -> None:
 
 _MISSING = object()
 
-for _cls in (
+#: The event class of every STOMP frame, one per command (STOMP is Connect).
+FRAME_EVENTS: tuple[type[Event], ...] = (
     Connect,
+    Connected,
     Send,
     Subscribe,
     Unsubscribe,
@@ -671,11 +673,12 @@ for _cls in (
     Commit,
     Abort,
     Disconnect,
-    Connected,
     Message,
     Receipt,
     Error,
-):
+)
+
+for _cls in FRAME_EVENTS:
     _compile_from_frame(_cls)
 
 #: The one Heartbeat instance the parser hands out.

@@ -15,28 +15,5 @@ AnyIO, so this module and :mod:`stomp_proto.asyncio` offer the same API::
     trio.run(main)
 """
 
-from ._adapter import (
-    Client,
-    ConnectionLost,
-    ReceivedMessage,
-    ReconnectPolicy,
-    ServerSession,
-    StompError,
-    Subscription,
-    Transaction,
-    connect,
-    serve,
-)
-
-__all__ = (
-    "Client",
-    "ConnectionLost",
-    "ReceivedMessage",
-    "ReconnectPolicy",
-    "ServerSession",
-    "StompError",
-    "Subscription",
-    "Transaction",
-    "connect",
-    "serve",
-)
+from ._adapter import *  # noqa: F403 - the shared AnyIO adapter is the API
+from ._adapter import __all__ as __all__  # noqa: PLC0414 - an explicit re-export
