@@ -39,7 +39,15 @@ __all__ = ["ServerSession", "serve"]
 
 
 class ServerSession:
-    """The server side of one client connection."""
+    """The server side of one client connection.
+
+    Outgoing events are serialized by the core at once, in call order, and
+    queued; a writer task sends what is queued in one write per batch. So
+    :meth:`post` never blocks (a broker can fan a message out to many
+    sessions without waiting on the slowest), :attr:`pending_bytes` says how
+    far a client is behind, and :meth:`send` is :meth:`post` plus waiting
+    until the bytes are written.
+    """
 
     def __init__(self, transport: Transport, conn: ServerConnection, peer: object = None) -> None:
         self.transport = transport
@@ -52,6 +60,12 @@ class ServerSession:
         self._write_lock = anyio.Lock()
         self._reading = False
         self._closed = False
+        self._outbox: list[bytes] = []
+        self._pending = 0
+        self._wake = anyio.Event()
+        self._drained = anyio.Event()
+        self._drained.set()
+        self._joined = isinstance(transport, StreamTransport)
 
     @property
     def state(self) -> State:
@@ -60,6 +74,15 @@ class ServerSession:
     @property
     def version(self) -> str | None:
         return self.conn.version
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes posted and not yet written to the transport."""
+        return self._pending
 
     async def next_event(self) -> Event:
         """The next event from the client; :class:`ConnectionClosed` when it is over.
@@ -86,6 +109,7 @@ class ServerSession:
                 continue
             if event is PAUSED:
                 if self._closed or conn.state is not State.CONNECTING:
+                    await self.drain()
                     await self.close()
                     return ConnectionClosed()
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
@@ -105,19 +129,30 @@ class ServerSession:
                 return
             yield event
 
+    def post(self, event: Event) -> bool:
+        """Queue ``event`` to be written; return False if the session is closed.
+
+        The core checks and serializes it now, so events leave in the order
+        they were posted. After an ERROR or the RECEIPT for DISCONNECT, the
+        connection closes once everything queued is written.
+        """
+        if self._closed:
+            return False
+        data = self.conn.send(event, anyio.current_time())
+        self._outbox.append(data)
+        self._pending += len(data)
+        self._drained = anyio.Event() if self._drained.is_set() else self._drained
+        self._wake.set()
+        return True
+
     async def send(self, event: Event) -> None:
-        """Send ``event``; after an ERROR or the RECEIPT for DISCONNECT, the connection closes."""
-        async with self._write_lock:
-            if self._closed:
-                return
-            data = self.conn.send(event, anyio.current_time())
-            try:
-                await self.transport.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                self._closed = True
-                return
-        if self.conn.state is State.CLOSED:
-            await self.close()
+        """Send ``event`` and wait until it is written."""
+        if self.post(event):
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until everything posted is written (or the connection is gone)."""
+        await self._drained.wait()
 
     async def accept(self, **options: Any) -> None:
         """Answer the CONNECT with CONNECTED (options as :meth:`ServerConnection.accept`)."""
@@ -133,13 +168,41 @@ class ServerSession:
         self.error = exc
         if not self._closed:
             with contextlib.suppress(LocalProtocolError):
-                await self.send(self.conn.error_for(exc))
+                self.post(self.conn.error_for(exc))
+            await self.drain()
         await self.close()
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._wake.set()
+            self._drained.set()
             await self.transport.aclose()
+
+    async def _writer(self) -> None:
+        """Write what is posted, a batch at a time; close after the last frame."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            if self._closed:
+                return
+            batch, self._outbox = self._outbox, []
+            try:
+                async with self._write_lock:
+                    if self._joined:
+                        await self.transport.send(b"".join(batch))
+                    else:
+                        for data in batch:
+                            await self.transport.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await self.close()
+                return
+            self._pending -= sum(map(len, batch))
+            if not self._outbox:
+                self._drained.set()
+                if self.conn.state is State.CLOSED:
+                    await self.close()
+                    return
 
     async def _tick(self) -> None:
         conn = self.conn
@@ -156,15 +219,27 @@ class ServerSession:
                     data = conn.handle_timer(anyio.current_time(), reading=self._reading)
                 except RemoteProtocolError as exc:
                     self.error = exc
-                    self._closed = True
-                    await self.transport.aclose()
+                    await self.close()
                     return
                 if data:
                     try:
                         await self.transport.send(data)
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        self._closed = True
+                        await self.close()
                         return
+
+    async def _run(self, handler: Handler) -> None:
+        """Run ``handler`` with the heart-beat and writer tasks beside it."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._tick)
+            tg.start_soon(self._writer)
+            try:
+                await handler(self)
+                await self.drain()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.close()
+                tg.cancel_scope.cancel()
 
 
 Handler = Callable[[ServerSession], Awaitable[None]]
@@ -198,14 +273,7 @@ async def serve(
             versions=tuple(versions), heart_beat=heart_beat, grace=grace, limits=limits
         )
         peer = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
-        session = ServerSession(StreamTransport(stream), conn, peer)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(session._tick)
-            try:
-                await handler(session)
-            finally:
-                await session.close()
-                tg.cancel_scope.cancel()
+        await ServerSession(StreamTransport(stream), conn, peer)._run(handler)
 
     async with listener:
         task_status.started(bound)
