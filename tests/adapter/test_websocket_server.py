@@ -546,3 +546,23 @@ async def test_close_waits_for_the_reply_while_another_task_reads(anyio_backend:
         with anyio.fail_after(5):
             await closed.wait()
         tg.cancel_scope.cancel()
+
+
+async def test_wss_round_trip(start: Start, tmp_path: Any) -> None:
+    pytest.importorskip("cryptography")
+    import ssl
+
+    from tests.interop.brokers import client_tls_context, make_tls_files
+
+    ca_file, cert_file, key_file = make_tls_files(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    server = await start(ssl=server_context)
+    url = f"wss://localhost:{server.port}/ws"
+    async with connect(url, ssl=client_tls_context(ca_file)) as client:
+        sub = await client.subscribe("/queue/tls")
+        await client.send("/queue/tls", b"\xffsecret")
+        assert (await sub.get()).body == b"\xffsecret"
+    transport = server.sessions[0].transport
+    assert isinstance(transport, WebSocketServerTransport)
+    assert transport.close_code == 1000
