@@ -16,6 +16,7 @@ from ._client import (
     connect,
 )
 from ._server import ServerSession, serve
+from ._websocket import WebSocketServerTransport, serve_websocket
 
 __all__ = (
     "Client",
@@ -26,6 +27,8 @@ __all__ = (
     "StompError",
     "Subscription",
     "Transaction",
+    "WebSocketServerTransport",
     "connect",
     "serve",
+    "serve_websocket",
 )

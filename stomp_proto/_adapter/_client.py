@@ -49,6 +49,7 @@ from .. import (
     Error,
     Event,
     Limits,
+    LocalProtocolError,
     Message,
     Nack,
     ProtocolError,
@@ -442,7 +443,9 @@ class Client:
             await transport.aclose()
             return  # disconnect() ended this connection
         await transport.aclose()
-        error = failures[0] if failures else ConnectionLost("the server closed the connection")
+        failure = getattr(transport, "failure", None)
+        closed = failure or "the server closed the connection"
+        error = failures[0] if failures else ConnectionLost(closed)
         if isinstance(error, ProtocolError):
             lost = ConnectionLost(f"protocol error: {error}")
             lost.__cause__ = error
@@ -513,7 +516,12 @@ class Client:
     async def _lost(self, error: BaseException) -> None:
         """The connection died: fail what waited on it, then reconnect or give up."""
         for waiter in self._receipts.values():
-            waiter.resolve(None, ConnectionLost(f"connection lost before the RECEIPT: {error}"))
+            if isinstance(error, StompError):
+                waiter.resolve(None, error)
+            else:
+                lost = ConnectionLost(f"connection lost before the RECEIPT: {error}")
+                lost.__cause__ = error
+                waiter.resolve(None, lost)
         self._receipts.clear()
         self._conn = None
         policy = self.reconnect
@@ -523,11 +531,16 @@ class Client:
         hosts = list(policy.hosts) or [(self.host, self.port)]
         for attempt, delay in enumerate(policy.delays()):
             await anyio.sleep(delay)
+            if self._closing or self.closed:
+                break
             host, port = hosts[attempt % len(hosts)]
             try:
                 await self._open(host, port)
             except (OSError, TimeoutError, StompError, ProtocolError, ConnectionLost):
                 continue
+            if self._closing or self.closed:
+                await self.disconnect()
+                return
             try:
                 await self._resubscribe()
             except (OSError, StompError, ProtocolError, ConnectionLost):
@@ -598,6 +611,16 @@ class Client:
             try:
                 data = conn.send(event, anyio.current_time())
                 await transport.send(data)
+            except LocalProtocolError:
+                # The core is now in its ERROR state: end this connection (the
+                # reconnect policy, if any, opens a fresh one) and tell the caller.
+                self._receipts.pop(receipt_id, None)
+                if self._link_scope is not None:
+                    self._link_scope.cancel()
+                assert self._tg is not None
+                lost = ConnectionLost("a local protocol error ended the connection")
+                self._tg.start_soon(self._lost, lost)
+                raise
             except BaseException:
                 self._receipts.pop(receipt_id, None)
                 raise
@@ -634,6 +657,8 @@ class Client:
         if isinstance(body, str):
             body = body.encode()
             content_type = content_type or "text/plain;charset=utf-8"
+        if not content_length and b"\0" in body:
+            raise ValueError("a body containing NUL needs content-length (content_length=True)")
         await self._request(
             Send(
                 destination=destination,
@@ -696,6 +721,14 @@ class Client:
         return receipt
 
     async def _settle(self, message: ReceivedMessage, event: Ack | Nack, receipt: bool) -> None:
+        mode = message.subscription.ack_mode
+        if mode == "auto":
+            raise ValueError(
+                f"message {message.message_id!r} came on an ack:auto subscription; "
+                f"there is nothing to {event.COMMAND}"
+            )
+        if isinstance(event, Nack) and self.version == "1.0":
+            raise ValueError("NACK does not exist in STOMP 1.0")
         if message._epoch != self._epoch:
             raise ConnectionLost(
                 f"cannot {event.COMMAND} message {message.message_id!r}: it arrived over a "

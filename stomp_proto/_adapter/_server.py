@@ -11,6 +11,7 @@ session's iteration ends with :attr:`ServerSession.error` set.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from .. import (
     PAUSED,
     SUPPORTED_VERSIONS,
     Connect,
+    Connected,
     ConnectionClosed,
     Error,
     Event,
@@ -36,6 +38,8 @@ from .. import (
 from ._transport import StreamTransport, Transport
 
 __all__ = ["ServerSession", "serve"]
+
+log = logging.getLogger("stomp_proto.server")
 
 
 class ServerSession:
@@ -66,6 +70,7 @@ class ServerSession:
         self._drained = anyio.Event()
         self._drained.set()
         self._joined = isinstance(transport, StreamTransport)
+        self._tick_wake = anyio.Event()
 
     @property
     def state(self) -> State:
@@ -139,6 +144,8 @@ class ServerSession:
         if self._closed:
             return False
         data = self.conn.send(event, anyio.current_time())
+        if isinstance(event, Connected):
+            self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
         self._pending += len(data)
         self._drained = anyio.Event() if self._drained.is_set() else self._drained
@@ -209,7 +216,9 @@ class ServerSession:
         while not self._closed:
             deadline = conn.next_deadline()
             if deadline is None:
-                await anyio.sleep(0.5 if conn.state is not State.CLOSED else 3600)
+                with anyio.move_on_after(0.5 if conn.state is not State.CLOSED else 3600):
+                    await self._tick_wake.wait()
+                self._tick_wake = anyio.Event()
                 continue
             await anyio.sleep_until(deadline)
             async with self._write_lock:
@@ -236,6 +245,8 @@ class ServerSession:
             try:
                 await handler(self)
                 await self.drain()
+            except Exception:  # one broken session must not take the listener down
+                log.exception("STOMP session handler failed (peer %s)", self.peer)
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.close()
@@ -261,12 +272,14 @@ async def serve(
 
     With ``await task_group.start(serve, handler, host, 0)`` the bound port is returned.
     """
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
+        local_host=host, local_port=port
+    )
+    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
     if ssl is not None:
         from anyio.streams.tls import TLSListener
 
-        listener = TLSListener(listener, ssl, standard_compatible=False)  # type: ignore[assignment]
-    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
+        listener = TLSListener(listener, ssl, standard_compatible=False)
 
     async def run(stream: anyio.abc.ByteStream) -> None:
         conn = ServerConnection(

@@ -63,9 +63,10 @@ class WebSocketTransport:
         self.stream = stream
         self.ws = ws
         self.subprotocol: str | None = None
+        #: Why we failed the connection, when we did.
+        self.failure: str | None = None
         self._pending: list[bytes] = []
         self._closed = False
-        self._max = 0
 
     @classmethod
     async def open(
@@ -80,7 +81,6 @@ class WebSocketTransport:
             ) from exc
         ws = WSConnection(ConnectionType.CLIENT)
         self = cls(stream, ws)
-        self._max = max_message_size
         await stream.send(
             ws.send(Request(host=host, target=path, subprotocols=list(STOMP_SUBPROTOCOLS)))
         )
@@ -131,6 +131,11 @@ class WebSocketTransport:
                     await self.stream.send(self.ws.send(event.response()))  # type: ignore[attr-defined]
                 elif isinstance(event, CloseConnection):
                     self._closed = True
+                    if event.code == 1007:  # we are failing the connection
+                        self.failure = (
+                            "the server sent a WebSocket text message that is not valid UTF-8 "
+                            "(a binary body; RabbitMQ needs web_stomp.ws_frame = binary)"
+                        )
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await self.stream.send(self.ws.send(event.response()))  # type: ignore[attr-defined]
             if not data:
