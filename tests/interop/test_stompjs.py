@@ -22,7 +22,7 @@ import pytest
 from .brokers import Broker
 from .ourbroker import _ourbroker_session, ourbroker, require_peer  # noqa: F401
 
-TARGETS = ["rabbitmq"]
+TARGETS = ["ourbroker", "rabbitmq"]
 JS_DIR = Path(__file__).resolve().parent / "js"
 SCRIPT = JS_DIR / "scenarios.mjs"
 MODULES = ("@stomp/stompjs", "ws")

@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     stomp = None
 
-TARGETS = ["rabbitmq"]
+TARGETS = ["ourbroker", "rabbitmq"]
 VERSIONS = ["1.0", "1.1", "1.2"]
 WAIT = 10.0  # seconds for anything that should happen
 QUIET = 0.7  # seconds of silence that count as "nothing more arrives"
