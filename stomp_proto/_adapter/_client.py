@@ -299,7 +299,7 @@ class Client:
         vhost: str | None = None,
         versions: Sequence[str] = ("1.0", "1.1", "1.2"),
         heart_beat: tuple[int, int] = (10_000, 10_000),
-        grace: float = 2.0,
+        grace: float = 3.0,
         ssl: bool | _ssl.SSLContext = False,
         server_hostname: str | None = None,
         connect_timeout: float = 10.0,

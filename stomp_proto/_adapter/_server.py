@@ -121,6 +121,7 @@ class ServerSession:
             if isinstance(event, Connect):
                 self.connect = event
             if isinstance(event, ConnectionClosed):
+                await self.drain()  # the last RECEIPT or ERROR goes out first
                 await self.close()
             return event
 
