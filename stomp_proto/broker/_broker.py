@@ -38,6 +38,7 @@ from .. import (
     Error,
     Event,
     Limits,
+    LocalProtocolError,
     Nack,
     Send,
     Subscribe,
@@ -308,7 +309,16 @@ class Broker:
     def _post(self, deliveries: list[Delivery]) -> None:
         for state, message in deliveries:
             link = self._links.get(state.sid)
-            if link is None or not link.session.post(message):
+            if link is None:
+                continue
+            try:
+                if not link.session.post(message):
+                    continue
+            except LocalProtocolError as exc:
+                # This client's version cannot carry the message (say, an LF in
+                # a header for a 1.0 client): its session ends; nobody else's.
+                log.warning("%s: %s", state.sid, exc)
+                link.session.post(link.session.conn.error_for(exc))
                 continue
             if link.session.pending_bytes > self.max_pending_bytes and not state.full:
                 self._full(link)

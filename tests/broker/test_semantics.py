@@ -253,3 +253,18 @@ async def test_garbage_from_one_client_does_not_disturb_others(broker: Broker) -
         with anyio.fail_after(5):
             assert (await sub.get()).text() == "fine"
         await stream.aclose()
+
+
+async def test_a_message_a_1_0_client_cannot_carry_ends_only_that_session(broker: Broker) -> None:
+    async with client(broker, versions=("1.0",)) as old, client(broker) as new:
+        await old.subscribe("/topic/v", receipt=True)
+        modern = await new.subscribe("/topic/v")
+        await new.send("/topic/v", "x", headers=(("x-multi", "line\nbreak"),), receipt=True)
+        with anyio.fail_after(5):
+            assert ("x-multi", "line\nbreak") in (await modern.get()).headers
+        with anyio.fail_after(5):
+            while not old.closed:
+                await anyio.sleep(0.02)
+        await new.send("/topic/v", "still fine", receipt=True)
+        with anyio.fail_after(5):
+            assert (await modern.get()).text() == "still fine"
