@@ -110,6 +110,7 @@ class Broker:
         self._sids = itertools.count(1)
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections = 0
+        self._stopping = False
 
     # -- running ---------------------------------------------------------------------
 
@@ -162,13 +163,14 @@ class Broker:
         return await self.__aenter__()
 
     async def stop(self) -> None:
-        """Stop accepting, flush what is queued to each client, close every connection."""
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()  # the listeners, and the sessions under them
+        """Flush what is queued to each client, close every connection, stop listening."""
+        self._stopping = True  # no new sessions from here on
         with anyio.move_on_after(5, shield=True):
             for link in list(self._links.values()):
                 await link.session.drain()
                 await link.session.close()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()  # the listeners, and anything left under them
 
     # -- application API ---------------------------------------------------------------
 
@@ -205,6 +207,8 @@ class Broker:
     # -- sessions --------------------------------------------------------------------------
 
     async def _session(self, session: ServerSession) -> None:
+        if self._stopping:
+            return
         self._connections += 1
         connect = await session.next_event()
         if not isinstance(connect, Connect):
