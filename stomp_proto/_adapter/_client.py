@@ -721,19 +721,18 @@ class Client:
         return receipt
 
     async def _settle(self, message: ReceivedMessage, event: Ack | Nack, receipt: bool) -> None:
-        mode = message.subscription.ack_mode
-        if mode == "auto":
+        if message._epoch != self._epoch:
+            raise ConnectionLost(
+                f"cannot {event.COMMAND} message {message.message_id!r}: it arrived over a "
+                f"connection that has since been lost (the broker will redeliver it)"
+            )
+        if message.subscription.ack_mode == "auto":
             raise ValueError(
                 f"message {message.message_id!r} came on an ack:auto subscription; "
                 f"there is nothing to {event.COMMAND}"
             )
         if isinstance(event, Nack) and self.version == "1.0":
             raise ValueError("NACK does not exist in STOMP 1.0")
-        if message._epoch != self._epoch:
-            raise ConnectionLost(
-                f"cannot {event.COMMAND} message {message.message_id!r}: it arrived over a "
-                f"connection that has since been lost (the broker will redeliver it)"
-            )
         await self._request(event, receipt)
 
 

@@ -62,6 +62,7 @@ class _Link:
     session: ServerSession
     state: Session
     transactions: dict[str, list[Event]] = field(default_factory=dict)
+    waiting: bool = False  # for its backlog to drain (slow consumer)
 
 
 class Broker:
@@ -77,6 +78,9 @@ class Broker:
         limits: frame and session limits (the core's defaults otherwise).
         max_pending_bytes: outgoing backlog beyond which a client is "full".
         slow_consumer: ``"drop"`` or ``"disconnect"`` (see the module docstring).
+        max_queue_bytes: bodies one queue may hold while nobody takes them; a
+            SEND beyond it gets ERROR.
+        max_transaction_frames: SEND/ACK/NACK frames one transaction may hold.
     """
 
     def __init__(
@@ -91,6 +95,8 @@ class Broker:
         limits: Limits | None = None,
         max_pending_bytes: int = 4 << 20,
         slow_consumer: str = "drop",
+        max_queue_bytes: int = 64 << 20,
+        max_transaction_frames: int = 10_000,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
@@ -103,7 +109,12 @@ class Broker:
         self.limits = limits or Limits()
         self.max_pending_bytes = max_pending_bytes
         self.slow_consumer = slow_consumer
-        self.engine = Engine()
+        self.engine = Engine(
+            max_pending_bytes=max_pending_bytes,
+            max_unacknowledged=self.limits.max_unacknowledged,
+            max_queue_bytes=max_queue_bytes,
+        )
+        self.max_transaction_frames = max_transaction_frames
         #: Bound addresses once serving: ("tcp" | "ws", host, port).
         self.addresses: list[tuple[str, str, int]] = []
         self._links: dict[str, _Link] = {}
@@ -120,6 +131,7 @@ class Broker:
         """Serve on every listener until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self.addresses = []
             options: dict[str, Any] = {
                 "heart_beat": self.heart_beat,
                 "grace": self.grace,
@@ -213,7 +225,9 @@ class Broker:
         connect = await session.next_event()
         if not isinstance(connect, Connect):
             return
-        if self.users is not None and self.users.get(connect.login or "") != connect.passcode:
+        if self.users is not None and (
+            connect.login is None or self.users.get(connect.login) != connect.passcode
+        ):
             await session.reject("access refused", "unknown login or wrong passcode")
             return
         sid = f"session-{next(self._sids)}"
@@ -250,7 +264,7 @@ class Broker:
             if engine.kind(event.destination) is None:
                 raise _Refused(f"unknown destination {event.destination[:80]!r}")
             if event.transaction is not None:
-                link.transactions[event.transaction].append(event)
+                self._hold(link, event.transaction, event)
             else:
                 out = self._publish(event)
         elif isinstance(event, Subscribe):
@@ -260,7 +274,7 @@ class Broker:
             out = engine.unsubscribe(link.state, event.id or event.destination or "")
         elif isinstance(event, Ack):  # and Nack
             if event.transaction is not None:
-                link.transactions[event.transaction].append(event)
+                self._hold(link, event.transaction, event)
             else:
                 out = self._settle(link, event)
         elif isinstance(event, Commit):  # before Begin: Commit and Abort subclass it
@@ -274,8 +288,17 @@ class Broker:
             link.session.post(event.make_receipt())
         self._post(out)
 
+    def _hold(self, link: _Link, tx: str, event: Event) -> None:
+        held = link.transactions[tx]
+        if len(held) >= self.max_transaction_frames:
+            raise _Refused(f"transaction {tx[:80]!r} holds {self.max_transaction_frames} frames")
+        held.append(event)
+
     def _publish(self, send: Send) -> list[Delivery]:
-        return self.engine.publish(send.destination, send.body, send.content_type, send.headers)
+        try:
+            return self.engine.publish(send.destination, send.body, send.content_type, send.headers)
+        except OverflowError as exc:
+            raise _Refused(str(exc)) from None
 
     def _subscribe(self, link: _Link, event: Subscribe) -> list[Delivery]:
         kind = self.engine.kind(event.destination)
@@ -311,6 +334,7 @@ class Broker:
         )
 
     def _post(self, deliveries: list[Delivery]) -> None:
+        touched: dict[str, _Link] = {}
         for state, message in deliveries:
             link = self._links.get(state.sid)
             if link is None:
@@ -324,11 +348,14 @@ class Broker:
                 log.warning("%s: %s", state.sid, exc)
                 link.session.post(link.session.conn.error_for(exc))
                 continue
-            if link.session.pending_bytes > self.max_pending_bytes and not state.full:
+            touched[state.sid] = link
+        for link in touched.values():
+            state = link.state
+            state.pending = link.session.pending_bytes  # the writer's figure, not the estimate
+            if state.pending >= self.max_pending_bytes and not link.waiting:
                 self._full(link)
 
     def _full(self, link: _Link) -> None:
-        link.state.full = True
         assert self._tg is not None
         if self.slow_consumer == "disconnect":
             link.session.post(
@@ -339,10 +366,12 @@ class Broker:
                 )
             )
             return
+        link.waiting = True
         self._tg.start_soon(self._resume_when_drained, link)
 
     async def _resume_when_drained(self, link: _Link) -> None:
         await link.session.drain()
-        link.state.full = False
+        link.waiting = False
+        link.state.pending = 0
         if link.state.sid in self._links:
             self._post(self.engine.resume(link.state))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -74,8 +75,15 @@ class Subscription:
     #: ack id -> (entry, queue name or None for topics), in delivery order
     unacked: dict[str, tuple[Entry, str | None]] = field(default_factory=dict)
 
-    def has_room(self) -> bool:
-        return self.prefetch is None or self.ack == "auto" or len(self.unacked) < self.prefetch
+    def has_room(self, max_pending: int, max_unacked: int) -> bool:
+        session = self.session
+        if session.pending >= max_pending:
+            return False  # a slow consumer: its outgoing backlog is full
+        if self.ack == "auto":
+            return True
+        if len(session.ack_index) >= max_unacked:
+            return False
+        return self.prefetch is None or len(self.unacked) < self.prefetch
 
 
 @dataclass(eq=False)
@@ -87,8 +95,9 @@ class Session:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     #: ack id -> subscription key
     ack_index: dict[str, str] = field(default_factory=dict)
-    #: Set by the runtime when the client's outgoing buffer is over its limit.
-    full: bool = False
+    #: Bytes handed to this client and not yet known to be written (the
+    #: runtime updates it from the connection's writer).
+    pending: int = 0
 
 
 Delivery = tuple[Session, Message]
@@ -100,21 +109,33 @@ class _Queue:
     pending: deque[tuple[Entry, bool]] = field(default_factory=deque)
     consumers: list[Subscription] = field(default_factory=list)
     turn: int = 0
+    size: int = 0  # bytes of the bodies waiting in ``pending``
 
 
 class Engine:
     """Routing state of one broker; see the module docstring for the rules."""
 
-    def __init__(self, *, topic_prefix: str = "/topic/", queue_prefix: str = "/queue/") -> None:
+    def __init__(
+        self,
+        *,
+        topic_prefix: str = "/topic/",
+        queue_prefix: str = "/queue/",
+        max_pending_bytes: int = 4 << 20,
+        max_unacknowledged: int = 100_000,
+        max_queue_bytes: int = 64 << 20,
+    ) -> None:
         self.topic_prefix = topic_prefix
         self.queue_prefix = queue_prefix
+        self.max_pending_bytes = max_pending_bytes
+        self.max_unacknowledged = max_unacknowledged
+        self.max_queue_bytes = max_queue_bytes
         self.sessions: dict[str, Session] = {}
         self.queues: dict[str, _Queue] = {}
         self._exact: dict[str, list[Subscription]] = {}
         self._patterns: list[Subscription] = []
         self._ids = itertools.count(1)
         self._acks = itertools.count(1)
-        self.boot = f"{next(self._ids)}"
+        self.boot = secrets.token_hex(4)  # message ids stay unique across restarts
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "redelivered": 0}
 
     # -- sessions ------------------------------------------------------------------
@@ -187,7 +208,7 @@ class Engine:
             session.ack_index.pop(ack_id, None)
             if queue_name is not None:
                 queue = self._queue(queue_name)
-                queue.pending.appendleft((entry, True))
+                self._enqueue(queue, entry, head=True, redelivered=True)
                 touched[queue_name] = queue
         sub.unacked.clear()
         out: list[Delivery] = []
@@ -215,18 +236,32 @@ class Engine:
         self.stats["published"] += 1
         if self.kind(destination) == "queue":
             queue = self._queue(destination)
-            queue.pending.append((entry, False))
+            if queue.size + len(body) > self.max_queue_bytes:
+                raise OverflowError(
+                    f"queue {destination[:80]!r} holds {self.max_queue_bytes} bytes already"
+                )
+            self._enqueue(queue, entry)
             return self._dispatch(queue)
         out: list[Delivery] = []
         targets = self._exact.get(destination, [])
         if self._patterns:
             targets = targets + [s for s in self._patterns if s.pattern.match(destination)]  # type: ignore[union-attr]
         for sub in targets:
-            if sub.session.full or not sub.has_room():
+            if not sub.has_room(self.max_pending_bytes, self.max_unacknowledged):
                 self.stats["dropped"] += 1  # slow consumer: no topic copy (documented)
                 continue
             out.append(self._deliver(sub, entry, None, False))
         return out
+
+    @staticmethod
+    def _enqueue(
+        queue: _Queue, entry: Entry, *, head: bool = False, redelivered: bool = False
+    ) -> None:
+        if head:
+            queue.pending.appendleft((entry, redelivered))
+        else:
+            queue.pending.append((entry, redelivered))
+        queue.size += len(entry.body)
 
     def _queue(self, name: str) -> _Queue:
         queue = self.queues.get(name)
@@ -241,9 +276,10 @@ class Engine:
         while queue.pending and consumers:
             for step in range(len(consumers)):
                 sub = consumers[(queue.turn + step) % len(consumers)]
-                if not sub.session.full and sub.has_room():
+                if sub.has_room(self.max_pending_bytes, self.max_unacknowledged):
                     queue.turn = (queue.turn + step + 1) % len(consumers)
                     entry, redelivered = queue.pending.popleft()
+                    queue.size -= len(entry.body)
                     out.append(self._deliver(sub, entry, queue.name, redelivered))
                     break
             else:
@@ -258,6 +294,7 @@ class Engine:
             ack_id = f"{next(self._acks)}"
             sub.unacked[ack_id] = (entry, queue)
             sub.session.ack_index[ack_id] = sub.key
+        sub.session.pending += len(entry.body) + 256  # an estimate, until the writer says
         headers = entry.headers
         if redelivered:
             headers = (*headers, ("redelivered", "true"))
@@ -324,6 +361,7 @@ class Engine:
         out: list[Delivery] = []
         for queue_name, entries in back.items():
             queue = self._queue(queue_name)
-            queue.pending.extendleft((entry, True) for entry in reversed(entries))
+            for entry in reversed(entries):
+                self._enqueue(queue, entry, head=True, redelivered=True)
             out += self._dispatch(queue)
         return out
