@@ -50,7 +50,7 @@ nitpicky = False
 default_role = "any"
 
 
-def _restore_prose(  # noqa: PLR0917 (the autodoc event signature)
+def _restore_prose(
     app: object, what: str, name: str, obj: object, options: object, lines: list[str]
 ) -> None:
     """Undo napoleon's reading of "Prose: more prose" as "type: description".
