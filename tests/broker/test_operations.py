@@ -208,3 +208,22 @@ async def test_stop_flushes_and_closes(anyio_backend: str) -> None:
         await broker.stop()
         with anyio.fail_after(5):
             assert (await sub.get()).text() == "last words"
+
+
+@pytest.mark.parametrize("broker_options", [{"heart_beat": (100, 100), "grace": 2.0}])
+async def test_silent_client_is_dropped(broker: Broker) -> None:
+    stream = await anyio.connect_tcp("127.0.0.1", tcp_port(broker))
+    await stream.send(b"CONNECT\naccept-version:1.2\nheart-beat:100,100\n\n\x00")
+    received = b""
+    with anyio.fail_after(5):
+        try:
+            while True:  # the broker's own heart-beats, then EOF after ~0.2 s of our silence
+                chunk = await stream.receive()
+                received += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    assert received.startswith(b"CONNECTED\n") and b"heart-beat:100,100" in received
+    with anyio.fail_after(5):
+        while broker.stats["sessions"]:
+            await anyio.sleep(0.01)  # the session's cleanup runs just after the close
+    await stream.aclose()
