@@ -1,0 +1,308 @@
+"""The scenarios of issue 6, each run against one broker (a procs.Target)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from stomp_proto import Frame
+
+from .loadgen import (
+    TS_RE,
+    BenchError,
+    Consumer,
+    batches,
+    body,
+    open_conn,
+    produce,
+    read_frames,
+    seq_token,
+    send_frame,
+    subscribe,
+)
+
+BATCH = 500  # SEND frames per write (~70 KB)
+
+
+@dataclass
+class Result:
+    value: float | None = None  # the headline figure
+    unit: str = ""
+    detail: str = ""
+    cpu: float = 0.0  # broker CPU seconds during the scenario
+    gen_cpu: float = 0.0  # load generator CPU seconds
+    wall: float = 0.0
+    error: str | None = None  # integrity failure or timeout
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Counts:
+    p2p: int = 100_000
+    fanout: int = 10_000
+    subscribers: int = 10
+    acks: int = 100_000
+    latency_rate: int = 1000
+    latency_seconds: float = 5.0
+    connections: int = 10_000
+    sample: int = 100
+    ws: int = 100_000
+    timeout: float = 300.0
+
+
+QUICK = Counts(
+    p2p=5000, fanout=1000, acks=5000, latency_seconds=1.0, connections=500, sample=20, ws=5000,
+    timeout=30.0,
+)
+
+
+def _name(kind: str) -> str:
+    return f"/{kind}/bench-{uuid.uuid4().hex[:8]}"
+
+
+async def _measured(target, coro_fn, timeout: float) -> Result:
+    cpu0, gen0 = target.cpu_seconds(), _gen_cpu()
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            result = await coro_fn()
+    except TimeoutError:
+        result = Result(error=f"timed out after {timeout:.0f} s")
+    except (BenchError, OSError) as exc:
+        result = Result(error=f"{type(exc).__name__}: {exc}")
+    result.wall = time.perf_counter() - t0
+    result.cpu = target.cpu_seconds() - cpu0
+    result.gen_cpu = _gen_cpu() - gen0
+    return result
+
+
+def _gen_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def _stream(target, n: int, *, ack: str, ws: bool) -> Result:
+    """1 producer streaming n messages to a queue, 1 consumer: messages/s."""
+    dest = _name("queue")
+    consumer_conn = await open_conn(target, ws=ws)
+    producer_conn = await open_conn(target, ws=ws)
+    await subscribe(consumer_conn, dest, "0", ack)
+    frames = [send_frame(dest, body(i)) for i in range(n)]
+    wire = [producer_conn.wrap(b) for b in batches(frames, BATCH)]
+    consumer = Consumer(consumer_conn, [seq_token(i) for i in range(n)], ack=ack != "auto")
+    task = asyncio.create_task(consumer.run())
+    start = time.perf_counter()
+    await produce(producer_conn, wire)
+    sent = time.perf_counter()
+    await task
+    if consumer.error is None:
+        await consumer.check_quiet(0.3)
+    for c in (consumer_conn, producer_conn):
+        c.close()
+    if consumer.error:
+        return Result(error=consumer.error)
+    elapsed = consumer.done_at - start
+    return Result(
+        value=n / elapsed,
+        unit="msg/s",
+        detail=f"{n} in {elapsed:.2f} s (producer done at {sent - start:.2f} s)",
+    )
+
+
+async def point_to_point(target, c: Counts) -> Result:
+    return await _measured(target, lambda: _stream(target, c.p2p, ack="auto", ws=False), c.timeout)
+
+
+async def client_individual(target, c: Counts) -> Result:
+    return await _measured(
+        target, lambda: _stream(target, c.acks, ack="client-individual", ws=False), c.timeout
+    )
+
+
+async def websocket(target, c: Counts) -> Result:
+    return await _measured(target, lambda: _stream(target, c.ws, ack="auto", ws=True), c.timeout)
+
+
+async def fan_out(target, c: Counts) -> Result:
+    async def run() -> Result:
+        dest = _name("topic")
+        n, k = c.fanout, c.subscribers
+        conns = [await open_conn(target) for _ in range(k)]
+        for i, conn in enumerate(conns):
+            await subscribe(conn, dest, str(i))
+        producer_conn = await open_conn(target)
+        wire = batches([send_frame(dest, body(i)) for i in range(n)], BATCH)
+        expected = [seq_token(i) for i in range(n)]
+        consumers = [Consumer(conn, expected) for conn in conns]
+        tasks = [asyncio.create_task(cons.run()) for cons in consumers]
+        start = time.perf_counter()
+        await produce(producer_conn, wire)
+        await asyncio.gather(*tasks)
+        errors = [f"subscriber {i}: {cons.error}" for i, cons in enumerate(consumers) if cons.error]
+        if not errors:
+            await asyncio.gather(*(cons.check_quiet(0.3) for cons in consumers))
+            errors = [f"subscriber {i}: {x.error}" for i, x in enumerate(consumers) if x.error]
+        for conn in [*conns, producer_conn]:
+            conn.close()
+        if errors:
+            return Result(error="; ".join(errors[:3]))
+        elapsed = max(cons.done_at for cons in consumers) - start
+        return Result(
+            value=n * k / elapsed,
+            unit="deliveries/s",
+            detail=f"{n} x {k} subscribers in {elapsed:.2f} s",
+        )
+
+    return await _measured(target, run, c.timeout)
+
+
+async def latency(target, c: Counts) -> Result:
+    async def run() -> Result:
+        dest = _name("queue")
+        consumer_conn = await open_conn(target)
+        producer_conn = await open_conn(target)
+        await subscribe(consumer_conn, dest, "0")
+        n = int(c.latency_rate * c.latency_seconds)
+        # A SEND serialized once; the body (sequence number, send time) is
+        # patched in per message.
+        marker = b"#" * 100
+        template = send_frame(dest, marker)
+        head, tail = template.split(marker)
+        pad = b"x" * (100 - 30)
+        samples: list[int] = []
+        expected = 0
+        error: str | None = None
+
+        async def consume() -> None:
+            nonlocal expected, error
+            buf = b""
+            while expected < n:
+                data = await consumer_conn.recv()
+                now = time.perf_counter_ns()
+                if not data:
+                    error = f"EOF after {expected} messages"
+                    return
+                buf += data
+                cut = buf.rfind(b"\x00")
+                if cut < 0:
+                    continue
+                complete, buf = buf[: cut + 1], buf[cut + 1 :]
+                found = TS_RE.findall(complete)
+                if len(found) != complete.count(b"\x00"):
+                    error = f"unexpected frame: {complete[:300]!r}"
+                    return
+                for seq, ts in found:
+                    if int(seq) != expected:
+                        error = f"got seq {int(seq)}, expected {expected}"
+                        return
+                    expected += 1
+                    samples.append(now - int(ts))
+
+        task = asyncio.create_task(consume())
+        interval = 1.0 / c.latency_rate
+        start = time.perf_counter()
+        i = 0
+        while i < n:
+            due = min(n, int((time.perf_counter() - start) / interval) + 1)
+            if due > i:
+                now_ns = time.perf_counter_ns()
+                producer_conn.write(
+                    b"".join(head + b"%010d %019d" % (j, now_ns) + pad + tail for j in range(i, due))
+                )
+                i = due
+            await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+        await task
+        for conn in (consumer_conn, producer_conn):
+            conn.close()
+        if error:
+            return Result(error=error)
+        samples.sort()
+
+        def pct(p: float) -> float:
+            return samples[min(len(samples) - 1, int(p * len(samples)))] / 1e6
+
+        p50, p99, p999, mx = pct(0.5), pct(0.99), pct(0.999), samples[-1] / 1e6
+        return Result(
+            value=p999,
+            unit="ms p99.9",
+            detail=f"p50 {p50:.3f} p99 {p99:.3f} p99.9 {p999:.3f} max {mx:.3f} ms ({n} msgs)",
+            extra={"p50": p50, "p99": p99, "p999": p999, "max": mx},
+        )
+
+    return await _measured(target, run, c.timeout)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return soft
+
+
+async def connections(target, c: Counts) -> Result:
+    async def run() -> Result:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        n = min(c.connections, soft - 200)
+        note = "" if n == c.connections else f" (fd limit {soft}: {n} instead of {c.connections})"
+        await asyncio.sleep(0.5)
+        rss0 = target.rss_bytes()
+        conns = []
+        sem = asyncio.Semaphore(64)
+
+        async def one() -> None:
+            async with sem:
+                conns.append(await open_conn(target))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        took = time.perf_counter() - t0
+        await asyncio.sleep(1.0)
+        rss1 = target.rss_bytes()
+        per = (rss1 - rss0) / n / 1024
+        sample = random.sample(conns, min(c.sample, n))
+        receipt = b"DISCONNECT\nreceipt:idle\n\n\x00"  # answered with a RECEIPT
+        for conn in sample:
+            conn.write(receipt)
+        answered = 0
+        for conn in sample:
+            try:
+                data = await read_frames(conn, 1, timeout=10.0)
+                answered += data.startswith(b"RECEIPT") and b"receipt-id:idle" in data
+            except (BenchError, TimeoutError, OSError):
+                pass
+        for conn in conns:
+            conn.close()
+        await asyncio.sleep(0.5)
+        result = Result(
+            value=per,
+            unit="KiB/conn",
+            detail=(
+                f"{n} conns in {took:.1f} s, RSS {rss0 >> 20} -> {rss1 >> 20} MiB, "
+                f"{answered}/{len(sample)} answered a RECEIPT{note}"
+            ),
+            extra={"answered": answered, "sample": len(sample), "n": n},
+        )
+        if answered != len(sample):
+            result.error = f"only {answered} of {len(sample)} sampled idle clients got a RECEIPT"
+        return result
+
+    return await _measured(target, run, c.timeout)
+
+
+SCENARIOS = {
+    "connections": connections,
+    "point-to-point": point_to_point,
+    "fan-out": fan_out,
+    "client-individual": client_individual,
+    "latency": latency,
+    "websocket": websocket,
+}
+
+__all__ = ["SCENARIOS", "QUICK", "Counts", "Result", "raise_fd_limit", "Frame"]
