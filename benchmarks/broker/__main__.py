@@ -13,8 +13,10 @@ import datetime
 import os
 import platform
 import sys
+from pathlib import Path
 
 from . import procs
+from . import profile as spy
 from .scenarios import QUICK, SCENARIOS, Counts, Result, raise_fd_limit
 
 # scenario -> (higher is better, target text, check(ours, rabbit) -> bool | None)
@@ -41,7 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=int, help="idle connections (default 10000)")
     parser.add_argument("--messages", type=int, help="messages for p2p/acks/websocket")
+    parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        type=Path,
+        help="sample our broker with py-spy during the scenarios (collapsed stacks to FILE)",
+    )
+    parser.add_argument(
+        "--cprofile",
+        metavar="FILE",
+        type=Path,
+        help="run our broker under cProfile (stats to FILE when it stops; ~4x slower)",
+    )
     args = parser.parse_args(argv)
+    if args.cprofile:
+        os.environ["BENCH_BROKER_CPROFILE"] = str(args.cprofile.resolve())
 
     counts = QUICK if args.quick else Counts()
     if args.connections:
@@ -68,11 +84,25 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             print(f"== {label}: pid {target.main_pid()}", file=sys.stderr, flush=True)
-            results[label] = asyncio.run(_run_all(target, names, counts))
+            sampler = None
+            if args.py_spy and label == "stomp-proto":
+                sampler = spy.start(target.main_pid(), args.py_spy)
+            try:
+                results[label] = asyncio.run(_run_all(target, names, counts))
+            finally:
+                spy.stop(sampler)
         finally:
             target.broker.close()
 
     _print_table(names, results, skipped, counts, quick=args.quick)
+    if args.cprofile and args.cprofile.exists():
+        import pstats
+
+        print(f"\n# cProfile of stomp-proto ({args.cprofile}), by own time")
+        pstats.Stats(str(args.cprofile), stream=sys.stdout).sort_stats("tottime").print_stats(25)
+    if args.py_spy and args.py_spy.exists():
+        print(f"\n# py-spy profile of stomp-proto ({args.py_spy})")
+        print(spy.summary(args.py_spy))
     failed = [
         (label, name)
         for label, per in results.items()
@@ -95,8 +125,22 @@ async def _run_all(target, names: list[str], counts: Counts) -> dict[str, Result
             file=sys.stderr,
             flush=True,
         )
-        await asyncio.sleep(0.5)
+        await _settle(target)
     return out
+
+
+async def _settle(target, limit: float = 60.0) -> None:
+    """Wait until the broker is idle (below 5% of a core over half a second),
+    so that one scenario's cleanup (10,000 closing connections, a deleted
+    queue) is not billed to the next."""
+    deadline = asyncio.get_running_loop().time() + limit
+    last = target.cpu_seconds()
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        now = target.cpu_seconds()
+        if now - last < 0.025:
+            return
+        last = now
 
 
 def _fmt(v: float | None) -> str:
@@ -121,8 +165,16 @@ def _print_table(names, results, skipped, counts: Counts, *, quick: bool) -> Non
     for label, why in skipped.items():
         print(f"# {label} skipped: {why}")
     head = (
-        "scenario", "unit", "stomp-proto", "rabbitmq", "ratio", "CPU s ours", "CPU s RMQ",
-        "target", "verdict", "integrity",
+        "scenario",
+        "unit",
+        "stomp-proto",
+        "rabbitmq",
+        "ratio",
+        "CPU s ours",
+        "CPU s RMQ",
+        "target",
+        "verdict",
+        "integrity",
     )
     rows = [head]
     for name in names:
@@ -142,14 +194,21 @@ def _print_table(names, results, skipped, counts: Counts, *, quick: bool) -> Non
         errs = [f"{lbl}: {x.error}" for lbl, x in (("ours", o), ("rmq", r)) if x and x.error]
         rows.append(
             (
-                name, o.unit or (r.unit if r else ""), _fmt(ov), _fmt(rv), ratio,
-                f"{o.cpu:.1f}", f"{r.cpu:.1f}" if r else "-", target_text, verdict,
+                name,
+                o.unit or (r.unit if r else ""),
+                _fmt(ov),
+                _fmt(rv),
+                ratio,
+                f"{o.cpu:.1f}",
+                f"{r.cpu:.1f}" if r else "-",
+                target_text,
+                verdict,
                 "ok" if not errs else "FAIL",
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     for k, row in enumerate(rows):
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
     print()
@@ -158,8 +217,11 @@ def _print_table(names, results, skipped, counts: Counts, *, quick: bool) -> Non
             x = per.get(name)
             if x is None:
                 continue
-            text = x.error and f"FAILED: {x.error}" or x.detail
-            print(f"  {label:11} {name:17} {text}  [generator CPU {x.gen_cpu:.1f} s / wall {x.wall:.1f} s]")
+            text = (x.error and f"FAILED: {x.error}") or x.detail
+            print(
+                f"  {label:11} {name:17} {text}"
+                f"  [generator CPU {x.gen_cpu:.1f} s / wall {x.wall:.1f} s]"
+            )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ SEQ_RE = re.compile(rb"\n\n(\d{10})")
 ACK_RE = re.compile(rb"\nack:([^\n]*)")
 TS_RE = re.compile(rb"\n\n(\d{10}) (\d{19})")
 BODY_SIZE = 100
+STALL_SECONDS = 10.0  # a consumer that gets nothing for this long reports a stall
 
 
 class BenchError(Exception):
@@ -170,12 +171,12 @@ async def open_conn(target, *, ws: bool = False, heart_beat: str = "0,0") -> Con
 async def read_frames(conn: Conn, count: int, timeout: float = 20.0) -> bytes:
     """At least ``count`` whole frames (control traffic only, not the load)."""
     buf = b""
-    async with asyncio.timeout(timeout):
-        while buf.count(b"\x00") < count:
-            data = await conn.recv()
-            if not data:
-                raise BenchError(f"EOF after {buf[:300]!r}")
-            buf += data
+    deadline = time.monotonic() + timeout
+    while buf.count(b"\x00") < count:
+        data = await asyncio.wait_for(conn.recv(), max(0.0, deadline - time.monotonic()))
+        if not data:
+            raise BenchError(f"EOF after {buf[:300]!r}")
+        buf += data
     return buf.lstrip(b"\r\n")
 
 
@@ -221,7 +222,13 @@ class Consumer:
         findall, ack_findall = SEQ_RE.findall, ACK_RE.findall
         pos = 0
         while pos < n:
-            data = await conn.recv()
+            try:
+                data = await asyncio.wait_for(conn.recv(), STALL_SECONDS)
+            except asyncio.TimeoutError:
+                self.error = (
+                    f"stalled: nothing for {STALL_SECONDS:.0f} s after {pos} of {n} messages"
+                )
+                return
             if not data:
                 self.error = f"EOF after {pos} of {n} messages; last bytes {buf[-300:]!r}"
                 self.pos = pos
@@ -238,6 +245,7 @@ class Consumer:
                 self.pos = pos
                 return
             pos += count
+            self.pos = pos
             if self.ack:
                 ids = ack_findall(complete)
                 if len(ids) != count:
@@ -251,14 +259,17 @@ class Consumer:
     async def check_quiet(self, seconds: float) -> None:
         """Nothing more arrives (a duplicate after the last message)."""
         buf = self.extra
+        deadline = time.monotonic() + seconds
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    data = await self.conn.recv()
-                    if not data:
-                        break
-                    buf += data
-        except TimeoutError:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                data = await asyncio.wait_for(self.conn.recv(), left)
+                if not data:
+                    break
+                buf += data
+        except asyncio.TimeoutError:
             pass
         if buf.strip(b"\r\n"):
             frames = buf.count(b"\x00")
@@ -272,7 +283,7 @@ def _diagnose(chunk: bytes, seqs: list[bytes], expected: list[bytes], pos: int) 
             if frame and not frame.startswith(b"MESSAGE"):
                 return f"unexpected frame after {pos} messages: {frame[:300]!r}"
     want = expected[pos : pos + len(seqs)]
-    for k, (got, exp) in enumerate(zip(seqs, want)):
+    for k, (got, exp) in enumerate(zip(seqs, want, strict=False)):
         if got != exp:
             gi = int(got)
             what = "duplicated/reordered" if gi < int(exp) else "lost"

@@ -28,7 +28,11 @@ class BenchOurBroker(OurBroker):
         at = cmd.index("--heart-beat")
         cmd[at + 1] = "0,0"
         extra = os.environ.get("BENCH_BROKER_ARGS", "").split()
-        return [*cmd, "--log-level", "WARNING", *extra]
+        cmd = [*cmd, "--log-level", "WARNING", *extra]
+        profile = os.environ.get("BENCH_BROKER_CPROFILE")
+        if profile:  # written when the broker exits on SIGTERM
+            cmd[1:1] = ["-m", "cProfile", "-o", profile]
+        return cmd
 
 
 class Target:
@@ -114,4 +118,4 @@ def start_rabbitmq() -> Target | str:
     return Target("rabbitmq", broker)
 
 
-__all__ = ["Target", "start_ours", "start_rabbitmq", "_PAGE"]
+__all__ = ["_PAGE", "Target", "start_ours", "start_rabbitmq"]

@@ -10,8 +10,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from stomp_proto import Frame
-
 from .loadgen import (
     TS_RE,
     BenchError,
@@ -21,8 +19,8 @@ from .loadgen import (
     open_conn,
     produce,
     read_frames,
-    seq_token,
     send_frame,
+    seq_token,
     subscribe,
 )
 
@@ -56,7 +54,13 @@ class Counts:
 
 
 QUICK = Counts(
-    p2p=5000, fanout=1000, acks=5000, latency_seconds=1.0, connections=500, sample=20, ws=5000,
+    p2p=5000,
+    fanout=1000,
+    acks=5000,
+    latency_seconds=1.0,
+    connections=500,
+    sample=20,
+    ws=5000,
     timeout=30.0,
 )
 
@@ -69,9 +73,8 @@ async def _measured(target, coro_fn, timeout: float) -> Result:
     cpu0, gen0 = target.cpu_seconds(), _gen_cpu()
     t0 = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout):
-            result = await coro_fn()
-    except TimeoutError:
+        result = await asyncio.wait_for(coro_fn(), timeout)
+    except asyncio.TimeoutError:
         result = Result(error=f"timed out after {timeout:.0f} s")
     except (BenchError, OSError) as exc:
         result = Result(error=f"{type(exc).__name__}: {exc}")
@@ -212,7 +215,9 @@ async def latency(target, c: Counts) -> Result:
             if due > i:
                 now_ns = time.perf_counter_ns()
                 producer_conn.write(
-                    b"".join(head + b"%010d %019d" % (j, now_ns) + pad + tail for j in range(i, due))
+                    b"".join(
+                        head + b"%010d %019d" % (j, now_ns) + pad + tail for j in range(i, due)
+                    )
                 )
                 i = due
             await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
@@ -275,7 +280,7 @@ async def connections(target, c: Counts) -> Result:
             try:
                 data = await read_frames(conn, 1, timeout=10.0)
                 answered += data.startswith(b"RECEIPT") and b"receipt-id:idle" in data
-            except (BenchError, TimeoutError, OSError):
+            except (BenchError, asyncio.TimeoutError, OSError):
                 pass
         for conn in conns:
             conn.close()
@@ -305,4 +310,4 @@ SCENARIOS = {
     "websocket": websocket,
 }
 
-__all__ = ["SCENARIOS", "QUICK", "Counts", "Result", "raise_fd_limit", "Frame"]
+__all__ = ["QUICK", "SCENARIOS", "Counts", "Result", "raise_fd_limit"]
