@@ -352,26 +352,25 @@ class Broker:
         for link in touched.values():
             state = link.state
             state.pending = link.session.pending_bytes  # the writer's figure, not the estimate
-            if state.pending >= self.max_pending_bytes and not link.waiting:
-                self._full(link)
-
-    def _full(self, link: _Link) -> None:
-        assert self._tg is not None
-        if self.slow_consumer == "disconnect":
-            link.session.post(
-                Error(
-                    message="slow consumer",
-                    content_type="text/plain",
-                    body=f"more than {self.max_pending_bytes} bytes waiting to be sent".encode(),
+            full = state.pending >= self.max_pending_bytes
+            if full and self.slow_consumer == "disconnect":
+                link.session.post(
+                    Error(
+                        message="slow consumer",
+                        content_type="text/plain",
+                        body=f"over {self.max_pending_bytes} bytes waiting to be sent".encode(),
+                    )
                 )
-            )
-            return
-        link.waiting = True
-        self._tg.start_soon(self._resume_when_drained, link)
+            elif (full or state.throttled) and not link.waiting:
+                # Deliveries were held back: resume once the backlog is written.
+                link.waiting = True
+                assert self._tg is not None
+                self._tg.start_soon(self._resume_when_drained, link)
 
     async def _resume_when_drained(self, link: _Link) -> None:
         await link.session.drain()
         link.waiting = False
         link.state.pending = 0
+        link.state.throttled = False
         if link.state.sid in self._links:
             self._post(self.engine.resume(link.state))

@@ -78,7 +78,8 @@ class Subscription:
     def has_room(self, max_pending: int, max_unacked: int) -> bool:
         session = self.session
         if session.pending >= max_pending:
-            return False  # a slow consumer: its outgoing backlog is full
+            session.throttled = True  # a slow consumer: its outgoing backlog is full
+            return False
         if self.ack == "auto":
             return True
         if len(session.ack_index) >= max_unacked:
@@ -98,6 +99,9 @@ class Session:
     #: Bytes handed to this client and not yet known to be written (the
     #: runtime updates it from the connection's writer).
     pending: int = 0
+    #: Set when a delivery was held back because of ``pending``: the runtime
+    #: must resume the session once its backlog is written.
+    throttled: bool = False
 
 
 Delivery = tuple[Session, Message]

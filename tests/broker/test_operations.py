@@ -227,3 +227,21 @@ async def test_silent_client_is_dropped(broker: Broker) -> None:
         while broker.stats["sessions"]:
             await anyio.sleep(0.01)  # the session's cleanup runs just after the close
     await stream.aclose()
+
+
+@pytest.mark.parametrize("broker_options", [{"max_pending_bytes": 64 * 1024}])
+async def test_a_late_consumer_gets_the_whole_queue(broker: Broker) -> None:
+    """Regression: when a backlog dispatch stopped at max_pending_bytes, the
+    rest of the queue waited for the next publish instead of the drain."""
+    count = 20_000
+    async with client(broker) as consumer, client(broker) as producer:
+        sub = await consumer.subscribe("/queue/late", buffer=10)
+        for _ in range(count):
+            await producer.send("/queue/late", b"x" * 100)
+        await producer.send("/queue/late", b"last", receipt=True)
+        await anyio.sleep(0.5)  # the consumer starts reading late
+        with anyio.fail_after(20):
+            for _ in range(count):
+                await sub.get()
+            assert (await sub.get()).body == b"last"
+    assert broker.stats["queued"] == 0
