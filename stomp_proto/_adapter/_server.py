@@ -144,13 +144,18 @@ class ServerSession:
         """
         if self._closed:
             return False
-        data = self.conn.send(event, anyio.current_time())
+        # No clock read per frame: the core stamps sends with the latest time it
+        # has seen (from received data and timer calls), which only ever makes
+        # a heart-beat come early, never late.
+        data = self.conn.send(event)
         if isinstance(event, Connected):
             self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
         self._pending += len(data)
-        self._drained = anyio.Event() if self._drained.is_set() else self._drained
-        self._wake.set()
+        if self._drained.is_set():
+            self._drained = anyio.Event()
+        if not self._wake.is_set():
+            self._wake.set()
         return True
 
     async def send(self, event: Event) -> None:
