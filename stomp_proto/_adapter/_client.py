@@ -28,6 +28,7 @@ import itertools
 import random
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -703,10 +704,10 @@ class Client:
                 Unsubscribe(id=sub.id, destination=None if sub.id else sub.destination), receipt
             )
 
-    def transaction(self) -> Transaction:
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: ``async with client.transaction() as tx:`` BEGINs on entry,
         COMMITs on success and ABORTs on an exception."""
-        return _TransactionStarter(self)  # type: ignore[return-value]
+        return _TransactionStarter(self)
 
     async def begin(self) -> Transaction:
         """BEGIN a transaction explicitly."""

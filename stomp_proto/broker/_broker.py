@@ -317,9 +317,6 @@ class Broker:
         if event.receipt is not None:
             # The RECEIPT says the subscription is live: it goes before the backlog.
             link.session.post(event.make_receipt())
-            event = Subscribe(
-                destination=event.destination, id=event.id, ack=event.ack, headers=event.headers
-            )
         return self.engine.subscribe(
             link.state, key, event.id, event.destination, event.ack, prefetch
         )
