@@ -1,11 +1,51 @@
 """The stomp-proto reference broker: ``stomp-proto broker``, or embedded as :class:`Broker`.
 
-Built on the public core and the asyncio adapter only. See the docs' broker
-guide for the destination grammar, acknowledgement and redelivery rules,
-limits, and how it differs from Spring's simple broker and from RabbitMQ.
+Two layers, like the core beneath them: a sans-IO :class:`Router` that owns
+every rule (routes by destination prefix, acknowledgement, transactions,
+receipts, budgets), and the :class:`Broker` runtime that performs what the
+router decides over the adapter's listeners and sessions. See the docs'
+broker guide for the destination grammar, acknowledgement and redelivery
+rules, limits, and how it differs from Spring's simple broker and from
+RabbitMQ, and the architecture page for the plug points.
 """
 
-from ._broker import Broker
-from ._engine import Engine, compile_pattern
+from ._broker import Authenticator, Broker
 
-__all__ = ("Broker", "Engine", "compile_pattern")
+try:
+    from ._patterns import SubscriptionIndex, compile_pattern
+except ImportError:  # pragma: no cover - TEMPORARY until _patterns lands
+    from ._engine import compile_pattern  # type: ignore[assignment]
+    from ._router import SubscriptionIndex  # type: ignore[attr-defined]
+from ._router import (
+    Authorizer,
+    Entry,
+    MemoryQueueStore,
+    Post,
+    QueueRoute,
+    QueueStore,
+    Refusal,
+    Route,
+    Router,
+    Session,
+    Subscription,
+    TopicRoute,
+)
+
+__all__ = (
+    "Authenticator",
+    "Authorizer",
+    "Broker",
+    "Entry",
+    "MemoryQueueStore",
+    "Post",
+    "QueueRoute",
+    "QueueStore",
+    "Refusal",
+    "Route",
+    "Router",
+    "Session",
+    "Subscription",
+    "SubscriptionIndex",
+    "TopicRoute",
+    "compile_pattern",
+)

@@ -94,6 +94,34 @@ def parser() -> argparse.ArgumentParser:
         help="outgoing backlog per client before the slow-consumer policy applies",
     )
     p.add_argument("--slow-consumer", choices=("drop", "disconnect"), default="drop")
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close a connection that has not completed CONNECT by then (default 5)",
+    )
+    p.add_argument(
+        "--max-queue-bytes",
+        type=int,
+        default=64 << 20,
+        metavar="BYTES",
+        help="what one queue may hold while nobody takes it (default 64 MiB)",
+    )
+    p.add_argument(
+        "--max-transaction-bytes",
+        type=int,
+        default=32 << 20,
+        metavar="BYTES",
+        help="what one open transaction may hold (default 32 MiB)",
+    )
+    p.add_argument(
+        "--max-memory-bytes",
+        type=int,
+        default=256 << 20,
+        metavar="BYTES",
+        help="broker-wide: queued and held messages beyond which SENDs get ERROR (default 256 MiB)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -118,6 +146,10 @@ def build(args: argparse.Namespace) -> Broker:
         ),
         max_pending_bytes=args.max_pending_bytes,
         slow_consumer=args.slow_consumer,
+        connect_timeout=args.connect_timeout or None,
+        max_queue_bytes=args.max_queue_bytes,
+        max_transaction_bytes=args.max_transaction_bytes,
+        max_memory_bytes=args.max_memory_bytes,
     )
 
 

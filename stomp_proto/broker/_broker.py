@@ -1,27 +1,36 @@
-"""The reference broker's runtime: listeners, sessions and the engine.
+"""The reference broker's runtime: listeners, sessions, writers and timers.
 
 Built only on the public core and the adapter: each connection is a
 :class:`~stomp_proto.asyncio.ServerSession`; the core enforces the protocol
-(and answers violations with ERROR), the :class:`Engine` decides routing, and
-this module connects the two: it applies each client frame (holding a
-transaction's frames until COMMIT), posts the resulting MESSAGE frames to the
-right sessions, answers receipts in order, and applies the slow-consumer
-policy.
+(and answers violations with ERROR), the sans-IO :class:`~._router.Router`
+decides what every frame means, and this module performs what the router
+returns (posting frames to sessions, in order) and feeds it the client's
+frames. It holds no rule about what a frame means; it owns I/O: listeners,
+authentication's awaiting, writers, the drained-backlog wake-ups, the
+slow-consumer policy and rate-limited logs.
+
+What reached a client's socket is known from the writer: the runtime counts
+the bytes it posts to each session, and when a session ends it tells the
+router how many were written, so queue messages still in the outgoing
+backlog go back to their queues (in every ack mode).
 
 Slow consumers: each session's writer reports how many bytes wait to go out
 (``pending_bytes``). Beyond ``max_pending_bytes`` the session is *full*: with
-the default policy ``"drop"`` it gets no topic copies and no queue messages
-(those go to other consumers or wait) until its backlog is written, then it
-is resumed; with ``"disconnect"`` it gets an ERROR and is closed.
+the default policy ``"drop"`` it gets no topic copies (counted and logged)
+and no queue messages (those go to other consumers or wait) until its backlog
+is written, then it is resumed; with ``"disconnect"`` it gets an ERROR and is
+closed at once, its backlog discarded and its queue messages given to others.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import ssl as _ssl
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -30,39 +39,60 @@ import anyio
 import anyio.abc
 
 from .. import (
-    Abort,
-    Ack,
-    Begin,
-    Commit,
     Connect,
     Error,
-    Event,
     Limits,
     LocalProtocolError,
-    Nack,
-    Send,
-    Subscribe,
-    Unsubscribe,
+    Message,
+    State,
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
-from ._engine import Delivery, Engine, Session
+from ._router import Authorizer, Post, Route, Router, Session
 
-__all__ = ["Broker"]
+__all__ = ["Authenticator", "Broker"]
 
 log = logging.getLogger("stomp_proto.broker")
 
+#: ``connect -> principal`` (truthy), or None/False to refuse; may be async.
+Authenticator = Callable[[Connect], object]
 
-class _Refused(Exception):
-    """A frame the broker cannot process: ERROR, then close (STOMP 1.2)."""
+#: How long a session's last frames (a RECEIPT, an ERROR) may take to be
+#: written when it ends, before the connection is closed regardless.
+_FLUSH_TIMEOUT = 5.0
+_NEVER = 1 << 62  # a mark no write reaches: the frame was never posted
+
+
+class _LogLimit:
+    """At most ``burst`` lines per cause per ``period`` seconds, then a count."""
+
+    def __init__(self, burst: int = 5, period: float = 10.0) -> None:
+        self.burst = burst
+        self.period = period
+        self._seen: dict[str, list[float]] = {}
+
+    def __call__(self, cause: str, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        state = self._seen.get(cause)
+        if state is None or now - state[0] >= self.period:
+            if state is not None and state[2]:
+                log.log(level, "%s: %d more such lines suppressed", cause, int(state[2]))
+            if len(self._seen) > 1000:
+                self._seen.clear()
+            state = self._seen[cause] = [now, 0.0, 0.0]
+        if state[1] < self.burst:
+            state[1] += 1
+            log.log(level, message, *args)
+        else:
+            state[2] += 1
 
 
 @dataclass(eq=False)
 class _Link:
     session: ServerSession
     state: Session
-    transactions: dict[str, list[Event]] = field(default_factory=dict)
     waiting: bool = False  # for its backlog to drain (slow consumer)
+    logged_drops: int = 0
 
 
 class Broker:
@@ -71,16 +101,27 @@ class Broker:
     Args:
         tcp: ``(host, port)`` pairs to serve STOMP over TCP on.
         ws: ``(host, port, path)`` triples to serve STOMP over WebSocket on.
-        users: login -> passcode; None accepts any login.
+        users: login -> passcode; None accepts any login (unless
+            ``authenticate`` is given).
+        authenticate: ``connect -> principal`` (or an awaitable of it), None
+            to refuse the login; replaces ``users``.
+        authorize: ``(session, event) -> None`` to allow a SEND or SUBSCRIBE,
+            or the reason for denying it (an ERROR names frame and destination).
         ssl: a server SSLContext for every listener (TLS and WSS).
         heart_beat: what CONNECTED offers, ``(sx, sy)`` ms (Spring's default).
         grace: intervals of silence before a client is dropped.
         limits: frame and session limits (the core's defaults otherwise).
+        connect_timeout: seconds a connection may take to complete CONNECT.
         max_pending_bytes: outgoing backlog beyond which a client is "full".
         slow_consumer: ``"drop"`` or ``"disconnect"`` (see the module docstring).
-        max_queue_bytes: bodies one queue may hold while nobody takes them; a
-            SEND beyond it gets ERROR.
+        max_queue_bytes: what one queue may hold (whole frames) while nobody
+            takes it; a SEND beyond it gets ERROR.
         max_transaction_frames: SEND/ACK/NACK frames one transaction may hold.
+        max_transaction_bytes: bytes one transaction may hold.
+        max_memory_bytes: broker-wide, queued plus held bytes beyond which a
+            SEND or COMMIT gets ERROR.
+        routes: destination families to serve instead of ``/topic/`` and
+            ``/queue/`` (see :class:`~stomp_proto.broker.Router`).
     """
 
     def __init__(
@@ -89,32 +130,47 @@ class Broker:
         tcp: Sequence[tuple[str, int]] = (("127.0.0.1", 61613),),
         ws: Sequence[tuple[str, int, str]] = (("127.0.0.1", 15674, "/ws"),),
         users: dict[str, str] | None = None,
+        authenticate: Authenticator | None = None,
+        authorize: Authorizer | None = None,
         ssl: _ssl.SSLContext | None = None,
         heart_beat: tuple[int, int] = (10_000, 10_000),
         grace: float = 2.0,
         limits: Limits | None = None,
+        connect_timeout: float | None = 5.0,
         max_pending_bytes: int = 4 << 20,
         slow_consumer: str = "drop",
         max_queue_bytes: int = 64 << 20,
         max_transaction_frames: int = 10_000,
+        max_transaction_bytes: int = 32 << 20,
+        max_memory_bytes: int = 256 << 20,
+        routes: Iterable[Route] | None = None,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
         self.tcp = list(tcp)
         self.ws = list(ws)
         self.users = users
+        if authenticate is None and users is not None:
+            authenticate = partial(_static_login, users)
+        self.authenticate = authenticate
         self.ssl = ssl
         self.heart_beat = heart_beat
         self.grace = grace
         self.limits = limits or Limits()
+        self.connect_timeout = connect_timeout
         self.max_pending_bytes = max_pending_bytes
         self.slow_consumer = slow_consumer
-        self.engine = Engine(
+        self.router = Router(
+            routes=routes,
             max_pending_bytes=max_pending_bytes,
             max_unacknowledged=self.limits.max_unacknowledged,
             max_queue_bytes=max_queue_bytes,
+            max_transaction_frames=max_transaction_frames,
+            max_transaction_bytes=max_transaction_bytes,
+            max_memory_bytes=max_memory_bytes,
+            authorize=authorize,
         )
-        self.max_transaction_frames = max_transaction_frames
+        self.router.on_emit = self._perform
         #: Bound addresses once serving: ("tcp" | "ws", host, port).
         self.addresses: list[tuple[str, str, int]] = []
         self._links: dict[str, _Link] = {}
@@ -122,6 +178,7 @@ class Broker:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections = 0
         self._stopping = False
+        self._log = _LogLimit()
 
     # -- running ---------------------------------------------------------------------
 
@@ -138,6 +195,8 @@ class Broker:
                 "limits": self.limits,
                 "ssl": self.ssl,
             }
+            if "connect_timeout" in inspect.signature(serve).parameters:
+                options["connect_timeout"] = self.connect_timeout
             for host, port in self.tcp:
                 bound = await tg.start(
                     lambda task_status, h=host, p=port: serve(
@@ -196,24 +255,26 @@ class Broker:
     ) -> int:
         """Publish from application code, as Spring's SimpMessagingTemplate does.
 
-        Returns how many copies were sent."""
+        Returns how many copies were sent. ValueError for a destination no
+        route serves; OverflowError when the queue or the broker is full."""
         if isinstance(body, str):
             body = body.encode()
             content_type = content_type or "text/plain;charset=utf-8"
-        if self.engine.kind(destination) is None:
-            raise ValueError(f"{destination!r} is neither a /topic/ nor a /queue/ destination")
-        deliveries = self.engine.publish(destination, body, content_type, headers)
-        self._post(deliveries)
+        deliveries = self.router.publish(destination, body, content_type, headers)
+        self._perform(deliveries)
         return len(deliveries)
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: connections, sessions, published, delivered, dropped, redelivered, queued."""
+        """Counters: connections, sessions, published (accepted), delivered, dropped,
+        redelivered, requeued, refused, queued (waiting now) and memory (bytes
+        queued or held in transactions)."""
         return {
             "connections": self._connections,
             "sessions": len(self._links),
-            **self.engine.stats,
-            "queued": sum(len(q.pending) for q in self.engine.queues.values()),
+            **self.router.stats,
+            "queued": self.router.queued(),
+            "memory": self.router.memory,
         }
 
     # -- sessions --------------------------------------------------------------------------
@@ -225,149 +286,134 @@ class Broker:
         connect = await session.next_event()
         if not isinstance(connect, Connect):
             return
-        if self.users is not None and (
-            connect.login is None or self.users.get(connect.login) != connect.passcode
-        ):
-            await session.reject("access refused", "unknown login or wrong passcode")
-            return
+        principal: object = connect.login
+        if self.authenticate is not None:
+            principal = self.authenticate(connect)
+            if inspect.isawaitable(principal):
+                principal = await principal
+            if principal is None or principal is False:
+                await session.reject("access refused", "unknown login or wrong passcode")
+                return
         sid = f"session-{next(self._sids)}"
         await session.accept(
             heart_beat=self.heart_beat, server=f"stomp-proto/{__version__}", session=sid
         )
         assert session.version is not None
-        link = _Link(session, self.engine.open(sid, session.version))
+        conn = session.conn
+        ack_key = getattr(conn, "ack_key", None) or partial(_ack_key, session.version)
+        state = self.router.open(
+            sid, session.version, user=connect.login, principal=principal, ack_key=ack_key
+        )
+        link = _Link(session, state)
         self._links[sid] = link
         try:
             async for event in session:
-                try:
-                    self._handle(link, event)
-                except _Refused as exc:
-                    session.post(
-                        Error(
-                            message=str(exc),
-                            receipt_id=getattr(event, "receipt", None),
-                            content_type="text/plain",
-                            body=f"{exc} ({event.COMMAND})".encode(),
-                        )
-                    )
+                self._perform(self.router.handle(state, event))
+                if state.ended:
                     break
         finally:
-            del self._links[sid]
-            link.transactions.clear()  # open transactions are aborted
-            self._post(self.engine.close(link.state))
+            with anyio.CancelScope(shield=True):
+                # What was posted before the end (a RECEIPT, an ERROR, messages
+                # the client reads up to them) goes out first, within bounds.
+                with anyio.move_on_after(_FLUSH_TIMEOUT):
+                    await session.drain()
+                await session.close()
+                written = state.posted - session.pending_bytes
+                del self._links[sid]
+                self._perform(self.router.close(state, written=written))
 
-    def _handle(self, link: _Link, event: Event) -> None:
-        """Apply one client frame; post its RECEIPT, then what it delivers."""
-        engine = self.engine
-        out: list[Delivery] = []
-        if isinstance(event, Send):
-            if engine.kind(event.destination) is None:
-                raise _Refused(f"unknown destination {event.destination[:80]!r}")
-            if event.transaction is not None:
-                self._hold(link, event.transaction, event)
-            else:
-                out = self._publish(event)
-        elif isinstance(event, Subscribe):
-            self._post(self._subscribe(link, event))  # posts its own RECEIPT first
-            return
-        elif isinstance(event, Unsubscribe):
-            out = engine.unsubscribe(link.state, event.id or event.destination or "")
-        elif isinstance(event, Ack):  # and Nack
-            if event.transaction is not None:
-                self._hold(link, event.transaction, event)
-            else:
-                out = self._settle(link, event)
-        elif isinstance(event, Commit):  # before Begin: Commit and Abort subclass it
-            for held in link.transactions.pop(event.transaction):
-                out += self._publish(held) if isinstance(held, Send) else self._settle(link, held)  # type: ignore[arg-type]
-        elif isinstance(event, Abort):
-            del link.transactions[event.transaction]
-        elif isinstance(event, Begin):
-            link.transactions[event.transaction] = []
-        if getattr(event, "receipt", None) is not None:
-            link.session.post(event.make_receipt())
-        self._post(out)
-
-    def _hold(self, link: _Link, tx: str, event: Event) -> None:
-        held = link.transactions[tx]
-        if len(held) >= self.max_transaction_frames:
-            raise _Refused(f"transaction {tx[:80]!r} holds {self.max_transaction_frames} frames")
-        held.append(event)
-
-    def _publish(self, send: Send) -> list[Delivery]:
-        try:
-            return self.engine.publish(send.destination, send.body, send.content_type, send.headers)
-        except OverflowError as exc:
-            raise _Refused(str(exc)) from None
-
-    def _subscribe(self, link: _Link, event: Subscribe) -> list[Delivery]:
-        kind = self.engine.kind(event.destination)
-        if kind is None:
-            raise _Refused(f"unknown destination {event.destination[:80]!r}")
-        if kind == "queue" and "*" in event.destination:
-            raise _Refused("patterns are for /topic/ subscriptions only")
-        prefetch = None
-        for name, value in event.headers:
-            if name == "prefetch-count":
-                if not (value.isascii() and value.isdigit()):
-                    raise _Refused(f"prefetch-count:{value[:20]!r} is not a number")
-                prefetch = int(value) or None
-                break
-        key = event.id if event.id is not None else event.destination
-        if event.receipt is not None:
-            # The RECEIPT says the subscription is live: it goes before the backlog.
-            link.session.post(event.make_receipt())
-        return self.engine.subscribe(
-            link.state, key, event.id, event.destination, event.ack, prefetch
-        )
-
-    def _settle(self, link: _Link, event: Ack) -> list[Delivery]:
-        ack_id = self.engine.ack_id(link.state, event.id, event.message_id, event.subscription)
-        if ack_id is None:
-            return []
-        requeue = next((v for k, v in event.headers if k == "requeue"), "true") != "false"
-        return self.engine.settle(
-            link.state, ack_id, ack=not isinstance(event, Nack), requeue=requeue
-        )
-
-    def _post(self, deliveries: list[Delivery]) -> None:
+    def _perform(self, posts: list[Post]) -> None:
+        """Post the router's frames, in order; then apply the slow-consumer policy."""
         touched: dict[str, _Link] = {}
-        for state, message in deliveries:
-            link = self._links.get(state.sid)
+        links = self._links
+        for state, event in posts:
+            link = links.get(state.sid)
+            is_message = type(event) is Message
             if link is None:
+                if is_message:
+                    state.marks.append(_NEVER)
                 continue
+            session = link.session
+            if session.closed or session.conn.state is not State.CONNECTED:
+                if is_message:
+                    state.marks.append(_NEVER)
+                continue
+            before = session.pending_bytes
             try:
-                if not link.session.post(message):
-                    continue
+                posted = session.post(event)
             except LocalProtocolError as exc:
                 # This client's version cannot carry the message (say, an LF in
                 # a header for a 1.0 client): its session ends; nobody else's.
-                log.warning("%s: %s", state.sid, exc)
-                link.session.post(link.session.conn.error_for(exc))
+                self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                state.marks.append(_NEVER)
+                state.ended = True
+                session.post(session.conn.error_for(exc))
                 continue
+            if posted:
+                state.posted += session.pending_bytes - before
+                if is_message:
+                    state.marks.append(state.posted)
+            elif is_message:
+                state.marks.append(_NEVER)
             touched[state.sid] = link
+        router = self.router
         for link in touched.values():
             state = link.state
-            state.pending = link.session.pending_bytes  # the writer's figure, not the estimate
-            full = state.pending >= self.max_pending_bytes
-            if full and self.slow_consumer == "disconnect":
-                link.session.post(
-                    Error(
-                        message="slow consumer",
-                        content_type="text/plain",
-                        body=f"over {self.max_pending_bytes} bytes waiting to be sent".encode(),
-                    )
+            session = link.session
+            state.pending = session.pending_bytes  # the writer's figure, not the estimate
+            router.written(state, state.posted - state.pending)
+            if state.dropped != link.logged_drops:
+                self._log(
+                    f"drop {state.sid}",
+                    logging.WARNING,
+                    "%s: slow consumer, %d topic copies dropped so far (%d bytes waiting)",
+                    state.sid,
+                    state.dropped,
+                    state.pending,
                 )
+                link.logged_drops = state.dropped
+            full = state.pending >= self.max_pending_bytes
+            if full and self.slow_consumer == "disconnect" and not state.ended:
+                state.ended = True
+                error = Router.error(
+                    state, None, f"slow consumer: over {self.max_pending_bytes} bytes waiting"
+                )
+                self._log("slow", logging.WARNING, "%s: disconnected (slow consumer)", state.sid)
+                assert self._tg is not None
+                self._tg.start_soon(self._abort, link, error)
             elif (full or state.throttled) and not link.waiting:
                 # Deliveries were held back: resume once the backlog is written.
                 link.waiting = True
                 assert self._tg is not None
                 self._tg.start_soon(self._resume_when_drained, link)
 
+    async def _abort(self, link: _Link, error: Error) -> None:
+        abort = getattr(link.session, "abort", None)
+        if abort is not None:
+            await abort(error)
+        else:
+            link.session.post(error)
+
     async def _resume_when_drained(self, link: _Link) -> None:
         await link.session.drain()
         link.waiting = False
-        link.state.pending = 0
-        link.state.throttled = False
-        if link.state.sid in self._links:
-            self._post(self.engine.resume(link.state))
+        state = link.state
+        state.pending = link.session.pending_bytes
+        if state.sid in self._links and not state.ended:
+            self._perform(self.router.resume(state))
+
+
+def _static_login(users: dict[str, str], connect: Connect) -> str | None:
+    """The ``users`` table as an authenticator: the login is the principal."""
+    if connect.login is not None and users.get(connect.login) == connect.passcode:
+        return connect.login
+    return None
+
+
+def _ack_key(version: str, event: Any) -> object:
+    """Until the core answers it: how ``version`` names a message in ACK/NACK."""
+    if version == "1.2":
+        return event.ack if type(event) is Message else event.id
+    if version == "1.1":
+        return (event.message_id, event.subscription)
+    return event.message_id

@@ -1,0 +1,951 @@
+"""The broker's semantics, sans-IO: a router from ``(session, event)`` to actions.
+
+Nothing here reads a socket or a clock, and nothing imports anyio: a session
+is a plain object and every entry point returns the frames to post, as
+``(session, event)`` pairs, in the order they must leave. The runtime
+(``_broker.py``) performs them and feeds the router what its clients send.
+That keeps every rule of the broker in one module that tests drive with no
+event loop, the way the core is tested.
+
+What the router owns:
+
+* **Routes by prefix** (:class:`Route`): a frame's destination picks the route
+  with the longest matching prefix. ``/topic/`` (:class:`TopicRoute`: pub-sub
+  with ``*``/``**`` patterns) and ``/queue/`` (:class:`QueueRoute`: round robin,
+  kept while nobody subscribes) are two routes among others; an application
+  adds its own (``/app`` handlers, a relay) with :meth:`Router.add_route`. A
+  route may deliver later, from outside a frame, through :meth:`Router.emit`.
+* **Sessions**: the principal a session authenticated as, and a user ->
+  sessions index (:meth:`Router.sessions_of`) for user destinations.
+* **Authorization**: an optional hook asked before every SEND, SUBSCRIBE and
+  (inside a transaction) COMMIT's SENDs; a denial is an ERROR that names the
+  frame and destination.
+* **Acknowledgement** (STOMP 1.2 "SUBSCRIBE ack Header", stomp-notes §3.4):
+  ``auto`` deliveries count as consumed once *written* to the client's socket
+  (a queue message still in an ended session's outgoing backlog goes back to
+  its queue); ``client`` ACKs are cumulative within the subscription and cost
+  what they settle, ``client-individual`` ones are not; NACK requeues at the
+  head, marked ``redelivered:true``, unless it carries ``requeue:false``.
+  ACKs are found through an index keyed the way the session's version names
+  a message (the core's :meth:`~stomp_proto.ServerConnection.ack_key` rule).
+* **Transactions**: SEND, ACK and NACK frames naming a transaction are held
+  until COMMIT, which applies all of them or, when the SENDs do not fit the
+  queues or the memory budget, none (ERROR); ABORT and a session's end drop
+  them. Bounded in frames and bytes.
+* **Receipts in order**: a frame's RECEIPT is posted once the frame is
+  applied, before the deliveries it causes (a SUBSCRIBE's before its
+  backlog: the subscription is live by then).
+* **Accounting**: every accepted message is delivered, waiting, requeued,
+  refused with an ERROR, or dropped by the slow-consumer policy and counted
+  (:attr:`Router.stats`, :attr:`Session.dropped`). Queued and held bytes count
+  whole frames (headers too) against the queue, transaction and broker-wide
+  budgets.
+
+Slow consumers: a session whose outgoing backlog (:attr:`Session.pending`,
+kept by the runtime) is past ``max_pending_bytes`` is *full*. A full session
+gets no topic copies (dropped and counted) and no queue messages (they wait
+for another consumer). A session with an empty backlog can always take one
+message, however large.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from .. import (
+    Abort,
+    Ack,
+    Begin,
+    Commit,
+    Disconnect,
+    Error,
+    Event,
+    Message,
+    Nack,
+    Send,
+    Subscribe,
+    Unsubscribe,
+)
+
+T = TypeVar("T")
+
+try:
+    from ._patterns import SubscriptionIndex
+except ImportError:  # pragma: no cover - TEMPORARY until _patterns lands
+    from ._engine import compile_pattern as _cp
+
+    class SubscriptionIndex(Generic[T]):  # type: ignore[no-redef]
+        def __init__(self) -> None:
+            self._exact: dict[str, list[T]] = {}
+            self._patterns: list[tuple[Any, T]] = []
+
+        def add(self, destination: str, item: T) -> None:
+            pattern = _cp(destination)
+            if pattern is None:
+                self._exact.setdefault(destination, []).append(item)
+            else:
+                self._patterns.append((pattern, item))
+
+        def remove(self, destination: str, item: T) -> None:
+            if _cp(destination) is None:
+                self._exact[destination].remove(item)
+            else:
+                self._patterns = [(p, i) for p, i in self._patterns if i is not item]
+
+        def match(self, destination: str) -> list[T]:
+            out = list(self._exact.get(destination, ()))
+            out += [i for p, i in self._patterns if p.match(destination)]
+            return out
+
+
+__all__ = [
+    "Authorizer",
+    "Entry",
+    "MemoryQueueStore",
+    "Post",
+    "QueueRoute",
+    "QueueStore",
+    "Refusal",
+    "Route",
+    "Router",
+    "Session",
+    "Subscription",
+    "TopicRoute",
+]
+
+#: Headers the broker owns on MESSAGE; a client's values for them are dropped.
+SERVER_HEADERS = frozenset({"message-id", "subscription", "ack", "destination", "redelivered"})
+
+#: What a MESSAGE costs besides its body and headers, in the memory budgets
+#: (the Entry object, its tuple, a queue slot), a rough CPython figure.
+_ENTRY_OVERHEAD = 200
+
+
+class Refusal(Exception):
+    """A frame the router will not apply: ERROR (naming the frame), then close."""
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    """A published message, shared by every copy delivered."""
+
+    message_id: str
+    destination: str
+    body: bytes
+    content_type: str | None
+    headers: tuple[tuple[str, str], ...]
+    #: What it costs in the budgets: body, headers and overhead.
+    size: int
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One SUBSCRIBE of one session."""
+
+    session: Session
+    key: str
+    sub_id: str | None
+    destination: str
+    ack: str
+    prefetch: int | None
+    route: Route
+    #: False once the route no longer delivers to it (after DISCONNECT).
+    active: bool = True
+    #: ack key -> (entry, queue it came from or None, ack id), in delivery order.
+    unacked: OrderedDict[Hashable, tuple[Entry, str | None, str | None]] = field(
+        default_factory=OrderedDict
+    )
+
+    @property
+    def cumulative(self) -> bool:
+        return self.ack == "client"
+
+
+@dataclass(eq=False, slots=True)
+class _Transaction:
+    frames: list[Send | Ack | Nack] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass(eq=False)
+class Session:
+    """One connected client, as the router sees it."""
+
+    sid: str
+    version: str
+    #: Who the client authenticated as (the authenticator's answer), or None.
+    principal: object = None
+    #: The login name, for user destinations and logs (None when anonymous).
+    user: str | None = None
+    #: ``(version, event) -> ack key`` for MESSAGE/ACK/NACK: the core's rule.
+    ack_key: Callable[[Message | Ack | Nack], Hashable] | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    #: ack key -> the subscription whose message it names
+    ack_index: dict[Hashable, Subscription] = field(default_factory=dict)
+    transactions: dict[str, _Transaction] = field(default_factory=dict)
+    #: Bytes posted to this client and not yet written (the runtime keeps it).
+    pending: int = 0
+    #: Bytes posted to this client since it connected (the runtime adds them).
+    posted: int = 0
+    #: Set when a delivery was held back because of ``pending``: the runtime
+    #: resumes the session once its backlog is written.
+    throttled: bool = False
+    #: No more frames are applied and no more deliveries made (ERROR sent, or
+    #: DISCONNECT received).
+    ended: bool = False
+    #: Topic copies dropped because this session was full.
+    dropped: int = 0
+    #: Deliveries not yet known to be written, oldest first: each is
+    #: ``(subscription, entry, queue, redelivered)`` or None (nothing to undo),
+    #: paired with ``marks`` (the runtime's ``posted`` after posting it).
+    unwritten: deque[tuple[Subscription, Entry, str, bool] | None] = field(default_factory=deque)
+    marks: deque[int] = field(default_factory=deque)
+
+
+Post = tuple[Session, Event]
+#: ``(session, event) -> None`` to allow, or the reason for a denial.
+Authorizer = Callable[[Session, Event], str | None]
+
+
+class Route(Protocol):
+    """A family of destinations, chosen by prefix (see :meth:`Router.add_route`)."""
+
+    prefix: str
+
+    def bind(self, router: Router) -> None:
+        """Called once, when the route is added."""
+
+    def valid(self, destination: str) -> str | None:
+        """None if this route serves ``destination``, else why not."""
+
+    def send(self, session: Session | None, entry: Entry) -> list[Post]:
+        """Route a published message (``session`` is None for application code);
+        raise :class:`Refusal` (or OverflowError) to refuse it."""
+
+    def check_send(self, entries: list[Entry]) -> None:
+        """Raise :class:`Refusal` if these messages (a COMMIT's) cannot all be
+        accepted; called before any of them is sent."""
+
+    def subscribe(self, sub: Subscription) -> list[Post]:
+        """Start a subscription; return what it gets at once (a backlog)."""
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """End a subscription (its unacknowledged messages are the router's)."""
+
+    def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
+        """Take back messages of destination ``name``, in order, at the head;
+        ``(entry, redelivered)`` each. Return the deliveries that follows."""
+
+    def resume(self, sub: Subscription) -> list[Post]:
+        """The subscription's session has room again."""
+
+
+class QueueStore(Protocol):
+    """Where a queue's waiting messages live: memory today (durable later)."""
+
+    nbytes: int
+
+    def append(self, entry: Entry, redelivered: bool) -> None: ...
+
+    def appendleft(self, entry: Entry, redelivered: bool) -> None: ...
+
+    def popleft(self) -> tuple[Entry, bool]: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryQueueStore:
+    """A queue's messages in a deque; ``nbytes`` is what they cost."""
+
+    __slots__ = ("_items", "nbytes")
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[Entry, bool]] = deque()
+        self.nbytes = 0
+
+    def append(self, entry: Entry, redelivered: bool) -> None:
+        self._items.append((entry, redelivered))
+        self.nbytes += entry.size
+
+    def appendleft(self, entry: Entry, redelivered: bool) -> None:
+        self._items.appendleft((entry, redelivered))
+        self.nbytes += entry.size
+
+    def popleft(self) -> tuple[Entry, bool]:
+        item = self._items.popleft()
+        self.nbytes -= item[0].size
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _BaseRoute:
+    """What the broker's own routes share."""
+
+    prefix: str
+    router: Router
+
+    def bind(self, router: Router) -> None:
+        self.router = router
+
+    def valid(self, destination: str) -> str | None:
+        if len(destination) <= len(self.prefix):
+            return f"{destination[:80]!r} names no {self.prefix} destination"
+        return None
+
+    def check_send(self, entries: list[Entry]) -> None:
+        return None
+
+    def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
+        return []
+
+    def resume(self, sub: Subscription) -> list[Post]:
+        return []
+
+
+class TopicRoute(_BaseRoute):
+    """Publish-subscribe: every matching subscription gets a copy; with no
+    subscriber the message is gone. Subscriptions may be patterns (``*`` within
+    one ``.``/``/`` segment, ``**`` across segments), indexed so that a
+    publish does not scan every pattern."""
+
+    def __init__(self, prefix: str = "/topic/") -> None:
+        self.prefix = prefix
+        self.index: SubscriptionIndex[Subscription] = SubscriptionIndex()
+
+    def send(self, session: Session | None, entry: Entry) -> list[Post]:
+        router = self.router
+        out: list[Post] = []
+        for sub in self.index.match(entry.destination):
+            if router.has_room(sub):
+                out.append(router.deliver(sub, entry, None, False))
+            else:
+                router.drop(sub)
+        return out
+
+    def subscribe(self, sub: Subscription) -> list[Post]:
+        self.index.add(sub.destination, sub)
+        return []
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.index.remove(sub.destination, sub)
+
+
+@dataclass(eq=False, slots=True)
+class _Queue:
+    name: str
+    store: QueueStore
+    consumers: list[Subscription] = field(default_factory=list)
+    turn: int = 0
+
+
+class QueueRoute(_BaseRoute):
+    """Point to point: each message goes to one subscription, round robin
+    among those with room; it waits (up to ``max_queue_bytes`` per queue)
+    while nobody can take it."""
+
+    def __init__(
+        self,
+        prefix: str = "/queue/",
+        *,
+        max_queue_bytes: int = 64 << 20,
+        store: Callable[[str], QueueStore] = lambda name: MemoryQueueStore(),
+    ) -> None:
+        self.prefix = prefix
+        self.max_queue_bytes = max_queue_bytes
+        self.store = store
+        self.queues: dict[str, _Queue] = {}
+
+    def valid(self, destination: str) -> str | None:
+        if "*" in destination:
+            return "patterns are for /topic/ subscriptions only"
+        return super().valid(destination)
+
+    def _queue(self, name: str) -> _Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = _Queue(name, self.store(name))
+        return queue
+
+    def _room(self, name: str, size: int) -> None:
+        queue = self.queues.get(name)
+        held = 0 if queue is None else queue.store.nbytes
+        if held + size > self.max_queue_bytes:
+            raise Refusal(f"queue {name[:80]!r} holds {self.max_queue_bytes} bytes already")
+
+    def check_send(self, entries: list[Entry]) -> None:
+        need: dict[str, int] = {}
+        for entry in entries:
+            need[entry.destination] = need.get(entry.destination, 0) + entry.size
+        for name, size in need.items():
+            self._room(name, size)
+
+    def send(self, session: Session | None, entry: Entry) -> list[Post]:
+        self._room(entry.destination, entry.size)
+        queue = self._queue(entry.destination)
+        queue.store.append(entry, False)
+        self.router.memory += entry.size
+        return self._dispatch(queue)
+
+    def subscribe(self, sub: Subscription) -> list[Post]:
+        queue = self._queue(sub.destination)
+        queue.consumers.append(sub)
+        return self._dispatch(queue)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._queue(sub.destination).consumers.remove(sub)
+
+    def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
+        queue = self._queue(name)
+        for entry, redelivered in reversed(items):
+            queue.store.appendleft(entry, redelivered)
+            self.router.memory += entry.size
+        return self._dispatch(queue)
+
+    def resume(self, sub: Subscription) -> list[Post]:
+        return self._dispatch(self._queue(sub.destination))
+
+    def _dispatch(self, queue: _Queue) -> list[Post]:
+        """Hand queued messages round robin to consumers with room."""
+        out: list[Post] = []
+        consumers = queue.consumers
+        store = queue.store
+        router = self.router
+        while len(store) and consumers:
+            count = len(consumers)
+            for step in range(count):
+                sub = consumers[(queue.turn + step) % count]
+                if router.has_room(sub):
+                    queue.turn = (queue.turn + step + 1) % count
+                    entry, redelivered = store.popleft()
+                    router.memory -= entry.size
+                    out.append(router.deliver(sub, entry, queue.name, redelivered))
+                    break
+            else:
+                break  # nobody has room: the rest waits
+        return out
+
+    def waiting(self) -> int:
+        return sum(len(q.store) for q in self.queues.values())
+
+
+class Router:
+    """The broker's semantics: see the module docstring.
+
+    Args:
+        routes: the destination families served; default ``/topic/`` and
+            ``/queue/``.
+        max_pending_bytes: a session's outgoing backlog beyond which it is full.
+        max_unacknowledged: unacknowledged messages per session, beyond which
+            it gets no more (they wait).
+        max_queue_bytes: what one queue may hold (whole frames).
+        max_transaction_frames: SEND/ACK/NACK frames one transaction may hold.
+        max_transaction_bytes: bytes one transaction may hold.
+        max_memory_bytes: broker-wide: queued plus held bytes beyond which a
+            SEND (or a COMMIT) gets ERROR.
+        authorize: ``(session, event) -> None`` or the reason for a denial,
+            asked for each SEND and SUBSCRIBE.
+    """
+
+    def __init__(
+        self,
+        *,
+        routes: Iterable[Route] | None = None,
+        max_pending_bytes: int = 4 << 20,
+        max_unacknowledged: int = 100_000,
+        max_queue_bytes: int = 64 << 20,
+        max_transaction_frames: int = 10_000,
+        max_transaction_bytes: int = 32 << 20,
+        max_memory_bytes: int = 256 << 20,
+        authorize: Authorizer | None = None,
+    ) -> None:
+        self.max_pending_bytes = max_pending_bytes
+        self.max_unacknowledged = max_unacknowledged
+        self.max_transaction_frames = max_transaction_frames
+        self.max_transaction_bytes = max_transaction_bytes
+        self.max_memory_bytes = max_memory_bytes
+        self.authorize = authorize
+        #: Bytes queued or held in transactions, against ``max_memory_bytes``.
+        self.memory = 0
+        self.sessions: dict[str, Session] = {}
+        self._users: dict[str, dict[str, Session]] = {}
+        self.routes: list[Route] = []
+        self.topics: TopicRoute | None = None
+        self.queues: QueueRoute | None = None
+        if routes is None:
+            routes = (TopicRoute(), QueueRoute(max_queue_bytes=max_queue_bytes))
+        for route in routes:
+            self.add_route(route)
+        self._ids = itertools.count(1)
+        self._acks = itertools.count(1)
+        self.boot = secrets.token_hex(4)  # message ids stay unique across restarts
+        self.stats = {
+            "published": 0,
+            "delivered": 0,
+            "dropped": 0,
+            "redelivered": 0,
+            "refused": 0,
+            "requeued": 0,
+        }
+        #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
+        self.on_emit: Callable[[list[Post]], None] | None = None
+        self._handlers: dict[type[Event], Callable[[Session, Event], list[Post]]] = {
+            Send: self._on_send,  # type: ignore[dict-item]
+            Subscribe: self._on_subscribe,  # type: ignore[dict-item]
+            Unsubscribe: self._on_unsubscribe,  # type: ignore[dict-item]
+            Ack: self._on_ack,  # type: ignore[dict-item]
+            Nack: self._on_ack,  # type: ignore[dict-item]
+            Begin: self._on_begin,  # type: ignore[dict-item]
+            Commit: self._on_commit,  # type: ignore[dict-item]
+            Abort: self._on_abort,  # type: ignore[dict-item]
+            Disconnect: self._on_disconnect,  # type: ignore[dict-item]
+        }
+
+    # -- routes --------------------------------------------------------------------
+
+    def add_route(self, route: Route) -> None:
+        """Serve the destinations under ``route.prefix`` (longest prefix wins)."""
+        if any(r.prefix == route.prefix for r in self.routes):
+            raise ValueError(f"a route for {route.prefix!r} exists already")
+        route.bind(self)
+        self.routes.append(route)
+        self.routes.sort(key=lambda r: len(r.prefix), reverse=True)
+        if isinstance(route, TopicRoute) and self.topics is None:
+            self.topics = route
+        if isinstance(route, QueueRoute) and self.queues is None:
+            self.queues = route
+
+    def route(self, destination: str) -> Route | None:
+        """The route serving ``destination``, or None."""
+        for route in self.routes:
+            if destination.startswith(route.prefix):
+                return route if route.valid(destination) is None else None
+        return None
+
+    def _route_for(self, destination: str) -> Route:
+        for route in self.routes:
+            if destination.startswith(route.prefix):
+                why = route.valid(destination)
+                if why is not None:
+                    raise Refusal(why)
+                return route
+        raise Refusal(f"unknown destination {destination[:80]!r}")
+
+    def emit(self, deliveries: list[Post]) -> None:
+        """Deliver from outside a frame (a route that answers later, a relay)."""
+        if deliveries and self.on_emit is not None:
+            self.on_emit(deliveries)
+
+    # -- sessions ------------------------------------------------------------------
+
+    def open(
+        self,
+        sid: str,
+        version: str,
+        *,
+        user: str | None = None,
+        principal: object = None,
+        ack_key: Callable[[Message | Ack | Nack], Hashable] | None = None,
+    ) -> Session:
+        """A client connected (CONNECTED is the runtime's to send)."""
+        session = Session(sid, version, principal=principal, user=user, ack_key=ack_key)
+        self.sessions[sid] = session
+        if user is not None:
+            self._users.setdefault(user, {})[sid] = session
+        return session
+
+    def sessions_of(self, user: str) -> list[Session]:
+        """Every session ``user`` has open, oldest first."""
+        return list(self._users.get(user, {}).values())
+
+    def written(self, session: Session, upto: int) -> None:
+        """The runtime wrote ``session``'s first ``upto`` posted bytes."""
+        marks = session.marks
+        unwritten = session.unwritten
+        while marks and marks[0] <= upto:
+            marks.popleft()
+            unwritten.popleft()
+
+    def close(self, session: Session, *, written: int | None = None) -> list[Post]:
+        """The client is gone; ``written`` bytes of what was posted reached its
+        socket (None: all). Its subscriptions end, its transactions are
+        dropped, and queue messages it had not been written or had not
+        acknowledged go back to their queues for others."""
+        if written is not None:
+            self.written(session, written)
+        back: dict[tuple[int, str], tuple[Route, str, list[tuple[Entry, bool]]]] = {}
+        if written is not None:
+            # auto-mode queue deliveries that never reached the socket
+            for record in session.unwritten:
+                if record is not None:
+                    sub, entry, queue, redelivered = record
+                    group = back.setdefault((id(sub.route), queue), (sub.route, queue, []))
+                    group[2].append((entry, redelivered))
+        session.unwritten.clear()
+        session.marks.clear()
+        out: list[Post] = []
+        for key in list(session.subscriptions):
+            out += self._end_subscription(session, key)
+        for route, queue, items in back.values():
+            self.stats["requeued"] += len(items)
+            out += route.requeue(queue, items)
+        for tx in session.transactions.values():
+            self.memory -= tx.size
+        session.transactions.clear()
+        session.ended = True
+        self.sessions.pop(session.sid, None)
+        if session.user is not None:
+            users = self._users.get(session.user)
+            if users is not None:
+                users.pop(session.sid, None)
+                if not users:
+                    del self._users[session.user]
+        return out
+
+    # -- frames --------------------------------------------------------------------
+
+    def handle(self, session: Session, event: Event) -> list[Post]:
+        """Apply one client frame: its deliveries and replies, in order.
+
+        A frame the broker refuses gets an ERROR (naming the frame, with the
+        receipt-id when it asked for one) and the session ends: it must be
+        closed once that ERROR is written.
+        """
+        if session.ended:
+            return []
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return []  # CONNECT, heart-beats: the runtime's and the core's
+        try:
+            out = handler(session, event)
+        except (Refusal, OverflowError) as exc:
+            self.stats["refused"] += 1
+            session.ended = True
+            return [(session, self.error(session, event, str(exc)))]
+        receipt = getattr(event, "receipt", None)
+        if receipt is not None and type(event) is not Subscribe:
+            out.insert(0, (session, event.make_receipt()))
+        return out
+
+    @staticmethod
+    def error(session: Session, event: Event | None, message: str) -> Error:
+        """The ERROR refusing ``event`` (it names the frame)."""
+        command = "" if event is None else f" ({event.COMMAND})"
+        return Error(
+            message=message[:200],
+            receipt_id=getattr(event, "receipt", None),
+            content_type="text/plain",
+            body=f"{message}{command}".encode(),
+        )
+
+    def _authorize(self, session: Session, event: Event) -> None:
+        if self.authorize is not None:
+            why = self.authorize(session, event)
+            if why is not None:
+                destination = getattr(event, "destination", None)
+                raise Refusal(f"{event.COMMAND} to {str(destination)[:80]!r} denied: {why}")
+
+    def _on_send(self, session: Session, event: Send) -> list[Post]:
+        route = self._route_for(event.destination)
+        self._authorize(session, event)
+        if event.transaction is not None:
+            self._hold(session, event.transaction, event, self._size(event))
+            return []
+        return self._publish(route, session, self._entry(event))
+
+    def _on_subscribe(self, session: Session, event: Subscribe) -> list[Post]:
+        route = self._route_for(event.destination)
+        self._authorize(session, event)
+        prefetch = None
+        for name, value in event.headers:
+            if name == "prefetch-count":
+                if not (value.isascii() and value.isdigit()):
+                    raise Refusal(f"prefetch-count:{value[:20]!r} is not a number")
+                prefetch = int(value) or None
+                break
+        key = event.id if event.id is not None else event.destination
+        sub = Subscription(session, key, event.id, event.destination, event.ack, prefetch, route)
+        session.subscriptions[key] = sub
+        out: list[Post] = []
+        if event.receipt is not None:
+            # The RECEIPT says the subscription is live: it goes before the backlog.
+            out.append((session, event.make_receipt()))
+        out += route.subscribe(sub)
+        return out
+
+    def _on_unsubscribe(self, session: Session, event: Unsubscribe) -> list[Post]:
+        key = event.id if event.id is not None else event.destination
+        return self._end_subscription(session, key or "")
+
+    def _on_ack(self, session: Session, event: Ack | Nack) -> list[Post]:
+        if event.transaction is not None:
+            self._hold(session, event.transaction, event, 0)
+            return []
+        return self._settle(session, event)
+
+    def _on_begin(self, session: Session, event: Begin) -> list[Post]:
+        session.transactions[event.transaction] = _Transaction()
+        return []
+
+    def _on_commit(self, session: Session, event: Commit) -> list[Post]:
+        tx = session.transactions.pop(event.transaction, None)
+        if tx is None:
+            return []
+        self.memory -= tx.size
+        sends = [
+            (self._route_for(held.destination), self._entry(held))
+            for held in tx.frames
+            if type(held) is Send
+        ]
+        # All or nothing: every SEND must fit before any is applied.
+        by_route: dict[int, tuple[Route, list[Entry]]] = {}
+        for route, entry in sends:
+            by_route.setdefault(id(route), (route, []))[1].append(entry)
+        for route, entries in by_route.values():
+            route.check_send(entries)
+        self._budget(sum(entry.size for _, entry in sends))
+        out: list[Post] = []
+        sent = iter(sends)
+        for held in tx.frames:
+            if type(held) is Send:
+                route, entry = next(sent)
+                self.stats["published"] += 1
+                out += route.send(session, entry)
+            else:
+                out += self._settle(session, held)  # type: ignore[arg-type]
+        return out
+
+    def _on_abort(self, session: Session, event: Abort) -> list[Post]:
+        tx = session.transactions.pop(event.transaction, None)
+        if tx is not None:
+            self.memory -= tx.size
+        return []
+
+    def _on_disconnect(self, session: Session, event: Disconnect) -> list[Post]:
+        # No more deliveries: what was posted before the RECEIPT is the
+        # client's; the rest is settled when the runtime closes the session.
+        for sub in session.subscriptions.values():
+            if sub.active:
+                sub.active = False
+                sub.route.unsubscribe(sub)
+        session.ended = True
+        return []
+
+    def _hold(self, session: Session, tx_id: str, event: Send | Ack | Nack, size: int) -> None:
+        tx = session.transactions[tx_id]
+        if len(tx.frames) >= self.max_transaction_frames:
+            raise Refusal(
+                f"transaction {tx_id[:80]!r} holds {self.max_transaction_frames} frames already"
+            )
+        if tx.size + size > self.max_transaction_bytes:
+            raise Refusal(
+                f"transaction {tx_id[:80]!r} would hold more than "
+                f"{self.max_transaction_bytes} bytes"
+            )
+        self._budget(size)
+        tx.frames.append(event)
+        tx.size += size
+        self.memory += size
+
+    # -- publishing ----------------------------------------------------------------
+
+    def publish(
+        self,
+        destination: str,
+        body: bytes,
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> list[Post]:
+        """Publish from application code; ValueError for a destination no route
+        serves, OverflowError when it does not fit."""
+        try:
+            route = self._route_for(destination)
+        except Refusal as exc:
+            raise ValueError(str(exc)) from None
+        entry = self._make_entry(destination, body, content_type, tuple(headers))
+        try:
+            return self._publish(route, None, entry)
+        except Refusal as exc:
+            raise OverflowError(str(exc)) from None
+
+    def _publish(self, route: Route, session: Session | None, entry: Entry) -> list[Post]:
+        self._budget(entry.size)
+        out = route.send(session, entry)
+        self.stats["published"] += 1
+        return out
+
+    def _budget(self, size: int) -> None:
+        if self.memory + size > self.max_memory_bytes:
+            raise Refusal(
+                f"the broker holds {self.max_memory_bytes} bytes of messages already "
+                f"(max_memory_bytes)"
+            )
+
+    @staticmethod
+    def _size(event: Send) -> int:
+        return (
+            len(event.body)
+            + len(event.destination)
+            + sum(len(k) + len(v) + 2 for k, v in event.headers)
+            + _ENTRY_OVERHEAD
+        )
+
+    def _entry(self, event: Send) -> Entry:
+        return self._make_entry(event.destination, event.body, event.content_type, event.headers)
+
+    def _make_entry(
+        self,
+        destination: str,
+        body: bytes,
+        content_type: str | None,
+        headers: tuple[tuple[str, str], ...],
+    ) -> Entry:
+        kept = tuple(kv for kv in headers if kv[0] not in SERVER_HEADERS)
+        size = (
+            len(body)
+            + len(destination)
+            + sum(len(k) + len(v) + 2 for k, v in kept)
+            + _ENTRY_OVERHEAD
+        )
+        return Entry(f"{self.boot}-{next(self._ids)}", destination, body, content_type, kept, size)
+
+    # -- delivery (for routes) -------------------------------------------------------
+
+    def has_room(self, sub: Subscription) -> bool:
+        """May ``sub`` take one more message now?"""
+        session = sub.session
+        if session.pending >= self.max_pending_bytes:
+            session.throttled = True  # a slow consumer: its outgoing backlog is full
+            return False
+        if sub.ack == "auto":
+            return True
+        if len(session.ack_index) >= self.max_unacknowledged:
+            return False
+        return sub.prefetch is None or len(sub.unacked) < sub.prefetch
+
+    def drop(self, sub: Subscription) -> None:
+        """A topic copy ``sub`` could not take (slow consumer): counted."""
+        sub.session.dropped += 1
+        self.stats["dropped"] += 1
+
+    def deliver(
+        self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
+    ) -> Post:
+        """The MESSAGE that hands ``entry`` to ``sub`` (from ``queue``, or a topic)."""
+        session = sub.session
+        ack_id = None
+        headers = entry.headers
+        if redelivered:
+            headers = (*headers, ("redelivered", "true"))
+            self.stats["redelivered"] += 1
+        if sub.ack != "auto":
+            ack_id = str(next(self._acks))
+        message = Message(
+            destination=entry.destination,
+            message_id=entry.message_id,
+            subscription=sub.sub_id,
+            ack=ack_id,
+            content_type=entry.content_type,
+            body=entry.body,
+            headers=headers,
+        )
+        if ack_id is not None:
+            key: Hashable = ack_id if session.ack_key is None else session.ack_key(message)
+            sub.unacked[key] = (entry, queue, ack_id)
+            session.ack_index[key] = sub
+            session.unwritten.append(None)
+        elif queue is not None:
+            session.unwritten.append((sub, entry, queue, redelivered))
+        else:
+            session.unwritten.append(None)
+        session.pending += len(entry.body) + 256  # an estimate, until the writer says
+        self.stats["delivered"] += 1
+        return session, message
+
+    def resume(self, session: Session) -> list[Post]:
+        """``session``'s backlog drained: give it queued messages again."""
+        session.throttled = False
+        out: list[Post] = []
+        for sub in list(session.subscriptions.values()):
+            out += sub.route.resume(sub)
+        return out
+
+    # -- acknowledgements ----------------------------------------------------------
+
+    def _settle(self, session: Session, event: Ack | Nack) -> list[Post]:
+        """ACK or NACK the message the frame names (cumulative in ``client``
+        mode); NACKed queue messages go back to the head of their queue."""
+        if session.ack_key is not None:
+            key: Hashable = session.ack_key(event)
+        else:
+            key = event.id
+        sub = session.ack_index.get(key)
+        if sub is None or key not in sub.unacked:
+            return []  # settled already (the core refuses what was never sent)
+        settled: list[tuple[Entry, str | None, str | None]] = []
+        unacked = sub.unacked
+        if sub.cumulative:
+            while True:
+                first, record = unacked.popitem(last=False)
+                del session.ack_index[first]
+                settled.append(record)
+                if first == key:
+                    break
+        else:
+            settled.append(unacked.pop(key))
+            del session.ack_index[key]
+        out: list[Post] = []
+        if (
+            type(event) is Nack
+            and next((v for k, v in event.headers if k == "requeue"), "") != "false"
+        ):
+            back = [(entry, True) for entry, queue, _ in settled if queue is not None]
+            if back:
+                self.stats["requeued"] += len(back)
+                out = self._requeue(sub.route, back)
+        if sub.active:
+            out += sub.route.resume(sub)  # it has room for more now
+        return out
+
+    def _requeue(self, route: Route, items: list[tuple[Entry, bool]]) -> list[Post]:
+        out: list[Post] = []
+        by_name: dict[str, list[tuple[Entry, bool]]] = {}
+        for item in items:
+            by_name.setdefault(item[0].destination, []).append(item)
+        for name, group in by_name.items():
+            out += route.requeue(name, group)
+        return out
+
+    def _end_subscription(self, session: Session, key: str) -> list[Post]:
+        sub = session.subscriptions.pop(key, None)
+        if sub is None:
+            return []
+        if sub.active:
+            sub.active = False
+            sub.route.unsubscribe(sub)
+        # Whatever it had not acknowledged goes back to its queue, redelivered.
+        back: list[tuple[Entry, bool]] = []
+        for ack_key, (entry, queue, _) in sub.unacked.items():
+            session.ack_index.pop(ack_key, None)
+            if queue is not None:
+                back.append((entry, True))
+        sub.unacked.clear()
+        if not back:
+            return []
+        self.stats["requeued"] += len(back)
+        return self._requeue(sub.route, back)
+
+    # -- introspection -------------------------------------------------------------
+
+    def queued(self) -> int:
+        """Messages waiting in queues."""
+        return sum(route.waiting() for route in self.routes if isinstance(route, QueueRoute))
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self.sessions.values()))
