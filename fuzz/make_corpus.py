@@ -95,6 +95,16 @@ SEEDS: dict[str, tuple[int, bytes]] = {
         b"RECEIPT\nreceipt-id: r0\n\n\0"
         b"MESSAGE\ndestination:/queue/0\nmessage-id:m5\nsubscription:1\n\nplain\0",
     ),
+    # Issue 9 item 18: a 256-byte header block under the small limits (bit 4),
+    # accepted whole but refused one byte at a time, in LF and CR LF frames.
+    "regression-header-limit-lf": (
+        V12 | 16,
+        b"SEND\ndestination:/q/a\nx:" + b"y" * 232 + b"\n\n\0",
+    ),
+    "regression-header-limit-crlf": (
+        V12 | 16,
+        b"SEND\r\ndestination:/q/a\r\nx:" + b"y" * 229 + b"\r\n\r\n\0",
+    ),
 }
 
 

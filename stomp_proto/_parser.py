@@ -16,7 +16,8 @@ Strategy (the one h11's receive buffer uses, applied to STOMP):
   straight to the NUL that must follow; without it, ``find(b"\\0")``.
 * Limits are checked while a frame is still incomplete: the header block
   cannot grow past ``max_header_size`` bytes, and a ``content-length`` over
-  ``max_body_size`` is refused as soon as the headers are read.
+  ``max_body_size`` is refused as soon as the headers are read. The header
+  block limit counts the same bytes however the input is chunked.
 
 Between frames, each EOL (LF, or CR LF) is a :class:`Heartbeat`; stray NUL
 octets are skipped (STOMP grammar says ``*( EOL )`` after a frame; every
@@ -49,6 +50,9 @@ _new_frame = tuple.__new__
 _INTERFRAME = frozenset(b"\n\r\x00")
 # Bodies up to this size are copied by slicing; larger ones once, through a memoryview.
 _BIG_BODY = 2048
+# How an incomplete header block may end with the start of its last EOL and
+# blank line, longest first.
+_TERMINATOR_STARTS = (b"\r\n\r", b"\n\r", b"\r\n", b"\n", b"\r")
 
 
 def _unescape(text: str, table: dict[str, str]) -> str:
@@ -259,9 +263,7 @@ class FrameParser:
         if blank < 0:
             crlf = buf.find(b"\n\r\n", scan)
             if crlf < 0:
-                if end - pos > self.max_header_size:
-                    self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
-                self._header_scan = end - 3 if end - 3 > pos else pos
+                self._incomplete_header(pos, end)
                 return None
         else:
             crlf = buf.find(b"\n\r\n", scan, blank + 2)
@@ -270,7 +272,7 @@ class FrameParser:
         else:
             block_end, body_start = blank, blank + 2
         if block_end - pos > self.max_header_size:
-            self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
+            self._check_block_size(pos, block_end)
         try:
             text = buf[pos:block_end].decode()
         except UnicodeDecodeError as exc:
@@ -328,6 +330,39 @@ class FrameParser:
         with memoryview(buf) as view:
             body = view[body_start:stop].tobytes()
         return _new_frame(Frame, (command, tuple(headers), body))
+
+    def _incomplete_header(self, pos: int, end: int) -> None:
+        """Check a header block whose blank line has not arrived; note how far it was searched.
+
+        The size limit counts only bytes that are part of the block whatever
+        comes next, so it means the same however the input is chunked (see
+        :meth:`_check_block_size`).
+        """
+        if end - pos > self.max_header_size:
+            self._check_block_size(pos, end, complete=False)
+        self._header_scan = end - 3 if end - 3 > pos else pos
+
+    def _check_block_size(self, pos: int, block_end: int, *, complete: bool = True) -> None:
+        """Refuse a header block longer than ``max_header_size``.
+
+        The block is the command and header lines, without the EOL of the last
+        line and the blank line after it, so LF and CR LF frames of the same
+        lines differ only by their inner CRs. ``block_end`` is the LF that
+        ends the last line; for an incomplete block, the end of the buffer,
+        which may hold the start of that EOL and blank line.
+        """
+        buf = self._buf
+        if complete:
+            if buf[block_end - 1] == 13:
+                block_end -= 1
+        else:
+            # (No tail reaches back before pos: a frame begins with neither CR nor LF.)
+            for tail in _TERMINATOR_STARTS:
+                if buf.endswith(tail):
+                    block_end -= len(tail)
+                    break
+        if block_end - pos > self.max_header_size:
+            self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
 
     def _strip_cr(self, text: str, pos: int) -> str:
         text = text.replace("\r\n", "\n")

@@ -466,6 +466,39 @@ def test_header_block_limit_when_complete() -> None:
     assert "header block exceeds the 50-byte limit" in exc.message
 
 
+# Issue 9 item 18 (found by fuzz/fuzz_parser.py): the limit counts the same bytes
+# however the frame is chunked. The block is the command and header lines without
+# the last line's EOL, so a 256-byte block passes max_header_size=256 in LF and in
+# CR LF frames, fed whole or one byte at a time, and a 257-byte block fails.
+
+
+def test_header_block_limit_does_not_depend_on_chunking() -> None:
+    data = b"SEND\ndestination:/q/a\nx:" + b"y" * 232 + b"\n\n\x00"
+    (frame,) = frames_with(data, max_header_size=256)
+    assert frame.get("x") == "y" * 232
+    exc = parse_error(data.replace(b"x:", b"x:y"), max_header_size=256)
+    assert "header block exceeds the 256-byte limit" in exc.message
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("size", [253, 254, 255, 256, 257, 258])
+def test_header_block_limit_counts_the_same_bytes_for_lf_and_crlf(eol: bytes, size: int) -> None:
+    lines = [b"SEND", b"destination:/q/a"]
+    fill = size - sum(map(len, lines)) - len(eol) * len(lines) - 2
+    block = eol.join([*lines, b"x:" + b"y" * fill])
+    assert len(block) == size
+    data = block + eol + eol + b"\x00"
+    if size <= 256:
+        assert len(frames_with(data, max_header_size=256)) == 1
+    else:
+        exc = parse_error(data, max_header_size=256)
+        assert exc.message == "header block exceeds the 256-byte limit (at byte 0)"
+
+
+def frames_with(data: bytes, **limits: int) -> list[Frame]:
+    return [f for f in parse(data, **limits) if isinstance(f, Frame)]
+
+
 def test_header_count_limit() -> None:
     ok = b"SEND\n" + b"h:v\n" * 3 + b"\n\x00"
     assert frames(ok)
