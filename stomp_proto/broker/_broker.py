@@ -305,6 +305,7 @@ class Broker:
             sid, session.version, user=connect.login, principal=principal, ack_key=ack_key
         )
         link = _Link(session, state)
+        state.io = link
         self._links[sid] = link
         try:
             async for event in session:
@@ -320,42 +321,40 @@ class Broker:
                 await session.close()
                 written = state.posted - session.pending_bytes
                 del self._links[sid]
+                state.io = None
                 self._perform(self.router.close(state, written=written))
 
     def _perform(self, posts: list[Post]) -> None:
         """Post the router's frames, in order; then apply the slow-consumer policy."""
         touched: dict[str, _Link] = {}
-        links = self._links
         for state, event in posts:
-            link = links.get(state.sid)
+            link: _Link | None = state.io
             is_message = type(event) is Message
             if link is None:
                 if is_message:
                     state.marks.append(_NEVER)
                 continue
             session = link.session
-            if session.closed or session.conn.state is not State.CONNECTED:
-                if is_message:
-                    state.marks.append(_NEVER)
-                continue
             before = session.pending_bytes
             try:
                 posted = session.post(event)
             except LocalProtocolError as exc:
-                # This client's version cannot carry the message (say, an LF in
-                # a header for a 1.0 client): its session ends; nobody else's.
-                self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
-                state.marks.append(_NEVER)
-                state.ended = True
-                session.post(session.conn.error_for(exc))
-                continue
+                if is_message:
+                    state.marks.append(_NEVER)
+                if session.conn.state is State.CONNECTED:
+                    # This client's version cannot carry the message (say, an LF
+                    # in a header for a 1.0 client): its session ends; nobody else's.
+                    self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                    state.ended = True
+                    session.post(session.conn.error_for(exc))
+                continue  # else the session is ending: the router hears of it
             if posted:
                 state.posted += session.pending_bytes - before
                 if is_message:
                     state.marks.append(state.posted)
+                touched[state.sid] = link
             elif is_message:
                 state.marks.append(_NEVER)
-            touched[state.sid] = link
         router = self.router
         for link in touched.values():
             state = link.state

@@ -205,6 +205,8 @@ class Session:
     #: paired with ``marks`` (the runtime's ``posted`` after posting it).
     unwritten: deque[tuple[Subscription, Entry, str, bool] | None] = field(default_factory=deque)
     marks: deque[int] = field(default_factory=deque)
+    #: The runtime's own object for this session (the router never reads it).
+    io: Any = None
 
 
 Post = tuple[Session, Event]
@@ -417,6 +419,13 @@ class QueueRoute(_BaseRoute):
         consumers = queue.consumers
         store = queue.store
         router = self.router
+        if len(consumers) == 1:
+            sub = consumers[0]
+            while len(store) and router.has_room(sub):
+                entry, redelivered = store.popleft()
+                router.memory -= entry.size
+                out.append(router.deliver(sub, entry, queue.name, redelivered))
+            return out
         while len(store) and consumers:
             count = len(consumers)
             for step in range(count):
@@ -476,6 +485,7 @@ class Router:
         self.sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
         self.routes: list[Route] = []
+        self._route_cache: dict[str, Route] = {}
         self.topics: TopicRoute | None = None
         self.queues: QueueRoute | None = None
         if routes is None:
@@ -514,6 +524,7 @@ class Router:
         if any(r.prefix == route.prefix for r in self.routes):
             raise ValueError(f"a route for {route.prefix!r} exists already")
         route.bind(self)
+        self._route_cache.clear()
         self.routes.append(route)
         self.routes.sort(key=lambda r: len(r.prefix), reverse=True)
         if isinstance(route, TopicRoute) and self.topics is None:
@@ -529,6 +540,16 @@ class Router:
         return None
 
     def _route_for(self, destination: str) -> Route:
+        route = self._route_cache.get(destination)
+        if route is not None:
+            return route
+        route = self._find_route(destination)
+        if len(self._route_cache) >= 10_000:
+            self._route_cache.clear()  # bounded: destinations are the clients' choice
+        self._route_cache[destination] = route
+        return route
+
+    def _find_route(self, destination: str) -> Route:
         for route in self.routes:
             if destination.startswith(route.prefix):
                 why = route.valid(destination)
@@ -628,7 +649,7 @@ class Router:
             self.stats["refused"] += 1
             session.ended = True
             return [(session, self.error(session, event, str(exc)))]
-        receipt = getattr(event, "receipt", None)
+        receipt = event.receipt  # type: ignore[attr-defined]  # every handled type has one
         if receipt is not None and type(event) is not Subscribe:
             out.insert(0, (session, event.make_receipt()))
         return out
@@ -806,13 +827,11 @@ class Router:
         content_type: str | None,
         headers: tuple[tuple[str, str], ...],
     ) -> Entry:
-        kept = tuple(kv for kv in headers if kv[0] not in SERVER_HEADERS)
-        size = (
-            len(body)
-            + len(destination)
-            + sum(len(k) + len(v) + 2 for k, v in kept)
-            + _ENTRY_OVERHEAD
-        )
+        size = len(body) + len(destination) + _ENTRY_OVERHEAD
+        if headers:
+            headers = tuple(kv for kv in headers if kv[0] not in SERVER_HEADERS)
+            size += sum(len(k) + len(v) + 2 for k, v in headers)
+        kept = headers
         return Entry(f"{self.boot}-{next(self._ids)}", destination, body, content_type, kept, size)
 
     # -- delivery (for routes) -------------------------------------------------------
