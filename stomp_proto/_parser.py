@@ -50,6 +50,19 @@ _new_frame = tuple.__new__
 _INTERFRAME = frozenset(b"\n\r\x00")
 # Bodies up to this size are copied by slicing; larger ones once, through a memoryview.
 _BIG_BODY = 2048
+# Every byte string a frame may begin with, up to and including its command
+# line's EOL ("S", "SE", ..., "SEND\r", "SEND\r\n", "SEND\n").
+_COMMAND_LINE_PREFIXES = frozenset(
+    line[:n]
+    for command in COMMANDS
+    for line in (command.encode() + b"\n", command.encode() + b"\r\n")
+    for n in range(1, len(line) + 1)
+)
+_LONGEST_COMMAND_LINE = max(_COMMAND_LINE_PREFIXES, key=len)
+# An incomplete header block leaves its search 3 bytes before the end of the
+# buffer, so a resumed search at least this far in means an earlier call saw
+# a whole command line's worth of bytes and checked it.
+_HEAD_CHECKED = len(_LONGEST_COMMAND_LINE) - 3
 # How an incomplete header block may end with the start of its last EOL and
 # blank line, longest first.
 _TERMINATOR_STARTS = (b"\r\n\r", b"\n\r", b"\r\n", b"\n", b"\r")
@@ -263,7 +276,9 @@ class FrameParser:
         if blank < 0:
             crlf = buf.find(b"\n\r\n", scan)
             if crlf < 0:
-                self._incomplete_header(pos, end)
+                if scan - pos < _HEAD_CHECKED or end - pos > self.max_header_size:
+                    self._incomplete_header(pos, scan, end)
+                self._header_scan = end - 3 if end - 3 > pos else pos
                 return None
         else:
             crlf = buf.find(b"\n\r\n", scan, blank + 2)
@@ -276,13 +291,15 @@ class FrameParser:
         try:
             text = buf[pos:block_end].decode()
         except UnicodeDecodeError as exc:
+            self._check_command_line(pos)
             self._fail("invalid UTF-8 in the command or headers", pos + exc.start)
         if "\r" in text:
             text = self._strip_cr(text, pos)
         lines = text.split("\n")
         command = lines[0]
         if command not in COMMANDS:
-            self._fail(f"unknown command {command[:40]!r}", pos)
+            self._check_command_line(pos)
+            self._fail(f"unknown command {command[:40]!r}", pos)  # pragma: no cover
         del lines[0]
         if len(lines) > self.max_headers:
             self._fail(f"{command} frame has more than {self.max_headers} headers", pos)
@@ -331,16 +348,18 @@ class FrameParser:
             body = view[body_start:stop].tobytes()
         return _new_frame(Frame, (command, tuple(headers), body))
 
-    def _incomplete_header(self, pos: int, end: int) -> None:
-        """Check a header block whose blank line has not arrived; note how far it was searched.
+    def _incomplete_header(self, pos: int, scan: int, end: int) -> None:
+        """Check a header block whose blank line has not arrived.
 
-        The size limit counts only bytes that are part of the block whatever
-        comes next, so it means the same however the input is chunked (see
-        :meth:`_check_block_size`).
+        The checks see the same bytes however the input is chunked: the
+        command line is refused at its first byte that no STOMP command line
+        can have there, and the size limit counts only bytes that are part of
+        the block whatever comes next (see :meth:`_check_block_size`).
         """
+        if scan - pos < _HEAD_CHECKED:
+            self._check_command_line(pos)
         if end - pos > self.max_header_size:
             self._check_block_size(pos, end, complete=False)
-        self._header_scan = end - 3 if end - 3 > pos else pos
 
     def _check_block_size(self, pos: int, block_end: int, *, complete: bool = True) -> None:
         """Refuse a header block longer than ``max_header_size``.
@@ -362,13 +381,45 @@ class FrameParser:
                     block_end -= len(tail)
                     break
         if block_end - pos > self.max_header_size:
+            self._check_command_line(pos)
             self._fail(f"header block exceeds the {self.max_header_size}-byte limit", pos)
+
+    def _check_command_line(self, pos: int) -> None:
+        """Refuse the frame at ``pos`` at the first byte no STOMP command line has there.
+
+        A command line is one of the STOMP commands (uppercase ASCII) and an
+        EOL, so a TLS ClientHello (0x16), an HTTP request or any other
+        protocol is refused at its first bytes rather than held until a blank
+        line (stomp-notes #2, #81). Returns when what has arrived so far can
+        still begin a command line.
+        """
+        buf = self._buf
+        head = bytes(buf[pos : pos + len(_LONGEST_COMMAND_LINE)])
+        nl = head.find(b"\n")
+        if nl >= 0:
+            head = head[: nl + 1]
+        if head in _COMMAND_LINE_PREFIXES:
+            return
+        bad = next(i for i in range(len(head)) if head[: i + 1] not in _COMMAND_LINE_PREFIXES)
+        if bad and head[bad - 1] == 13:
+            self._fail("CR not followed by LF in the command or headers", pos)
+        line = bytes(buf[pos : pos + 40]).partition(b"\n")[0]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        shown = line.decode("utf-8", "replace")
+        what = "begin" if bad == 0 else "continue"
+        self._fail(
+            f"unknown command {shown!r}: byte 0x{head[bad]:02x} at byte "
+            f"{self._offset + pos + bad} cannot {what} a STOMP command line",
+            pos,
+        )
 
     def _strip_cr(self, text: str, pos: int) -> str:
         text = text.replace("\r\n", "\n")
         if text[-1] == "\r":
             text = text[:-1]
         if "\r" in text:
+            self._check_command_line(pos)
             # 1.2 forbids it; in 1.0/1.1 the grammar allows a raw CR inside a
             # value, but no version could write it back unambiguously, so it is
             # refused in every version, as RabbitMQ and Spring do.

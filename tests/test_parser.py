@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stomp_proto import Frame, FrameParser, Heartbeat, LocalProtocolError, RemoteProtocolError
+from stomp_proto._frame import COMMANDS
 
 from .helpers import frames, parse, parse_error, parse_whole
 
@@ -54,6 +55,66 @@ def test_unknown_command(command: bytes) -> None:
     assert "unknown command" in exc.message
     assert repr(command.decode()) in exc.message
     assert "at byte 0" in exc.message
+
+
+# Issue 9 item 17: bytes that cannot begin a command line are refused at once,
+# not held until a blank line that never comes.
+
+TLS_CLIENT_HELLO = bytes.fromhex("160301020001000001fc0303") + bytes(32)
+
+
+def test_tls_client_hello_is_refused_at_its_first_byte() -> None:
+    parser = FrameParser()
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.feed(TLS_CLIENT_HELLO)
+    assert "byte 0x16 at byte 0 cannot begin a STOMP command line" in info.value.message
+    parser = FrameParser()
+    with pytest.raises(RemoteProtocolError, match="byte 0x16 at byte 0"):
+        parser.feed(TLS_CLIENT_HELLO[:1])
+
+
+@pytest.mark.parametrize(
+    ("data", "byte", "offset", "what"),
+    [
+        (b"GET / HTTP/1.1\r\n", 0x47, 0, "begin"),
+        (b"SENX", 0x58, 3, "continue"),
+        (b"SENDS", 0x53, 4, "continue"),
+        (b"CONNECTEDX", 0x58, 9, "continue"),
+        (b"\n\r\n\x00PUT", 0x50, 4, "begin"),
+        (b"DISCONNECT\n\n\x00\nsend", 0x73, 14, "begin"),
+        (b"SEND\xc3\xa9", 0xC3, 4, "continue"),
+    ],
+)
+def test_impossible_command_bytes_are_refused_as_they_arrive(
+    data: bytes, byte: int, offset: int, what: str
+) -> None:
+    parser = FrameParser()
+    for i in range(offset):
+        parser.feed(data[i : i + 1])  # until then, what came can begin a command line
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.feed(data[offset : offset + 1])
+    expected = f"byte 0x{byte:02x} at byte {offset} cannot {what} a STOMP command line"
+    assert expected in info.value.message
+    exc = parse_error(data)
+    assert expected in exc.message
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_every_command_line_prefix_waits_for_more(command: str, eol: bytes) -> None:
+    line = command.encode() + eol
+    parser = FrameParser()
+    for i in range(len(line)):
+        assert parser.feed(line[i : i + 1]) == []
+    assert parser.buffered == len(line)
+
+
+def test_a_header_block_trickling_in_after_a_valid_command_line() -> None:
+    parser = FrameParser()
+    parser.feed(b"SUBSCRIBE\ndestination:/q")
+    for _ in range(50):
+        assert parser.feed(b"/x") == []
+    assert parser.feed(b"\n\n\x00")[0] == Frame("SUBSCRIBE", (("destination", "/q" + "/x" * 50),))
 
 
 def test_error_offset_counts_consumed_bytes() -> None:
@@ -455,6 +516,7 @@ def test_header_block_limit_on_a_never_ending_line() -> None:
 
 def test_default_header_limit_fails_long_before_a_megabyte() -> None:
     parser = FrameParser()
+    parser.feed(b"SEND\nx:")  # a valid command line, then a never-ending header
     with pytest.raises(RemoteProtocolError, match="header block exceeds"):
         for _ in range(1000):
             parser.feed(b"a" * 1000)
