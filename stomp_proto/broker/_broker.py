@@ -24,6 +24,7 @@ closed at once, its backlog discarded and its queue messages given to others.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -44,7 +45,6 @@ from .. import (
     Limits,
     LocalProtocolError,
     Message,
-    State,
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
@@ -341,13 +341,15 @@ class Broker:
             except LocalProtocolError as exc:
                 if is_message:
                     state.marks.append(_NEVER)
-                if session.conn.state is State.CONNECTED:
+                if not state.ended:
                     # This client's version cannot carry the message (say, an LF
-                    # in a header for a 1.0 client): its session ends; nobody else's.
-                    self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                    # in a header for a 1.0 client), or its connection is ending:
+                    # its session ends; nobody else's.
                     state.ended = True
-                    session.post(session.conn.error_for(exc))
-                continue  # else the session is ending: the router hears of it
+                    with contextlib.suppress(LocalProtocolError):
+                        session.post(session.conn.error_for(exc))
+                        self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                continue
             if posted:
                 state.posted += session.pending_bytes - before
                 if is_message:
