@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError, StickyError
 from ._events import (
     FRAME_EVENTS,
     HEARTBEAT,
@@ -151,7 +151,7 @@ class _Connection:
             max_pending_receipts=limits.max_pending_receipts,
             max_unacknowledged=limits.max_unacknowledged,
         )
-        self._error: ProtocolError | None = None
+        self._error: StickyError | None = None  # (not the exception: see StickyError)
         self._disconnect_receipt: str | None = None
         self._clock: float | None = None
         self._timer: HeartbeatTimer | None = None
@@ -279,7 +279,7 @@ class _Connection:
         state = self._state
         if state is State.ERROR:
             assert self._error is not None
-            raise self._error
+            raise self._error.get()
         if state is State.CLOSED:
             return ConnectionClosed()
         if self._ignoring_input():
@@ -399,7 +399,7 @@ class _Connection:
     # -- the state machine ---------------------------------------------------
 
     def _enter_error(self, exc: ProtocolError) -> None:
-        self._error = exc
+        self._error = StickyError(exc)
         self._set_state(State.ERROR)
 
     def _apply(self, event: Event, sender: Role, err: type[ProtocolError]) -> None:

@@ -16,7 +16,9 @@ server MUST close the connection" after ERROR).
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+import weakref
+
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "StickyError"]
 
 
 class ProtocolError(Exception):
@@ -51,3 +53,35 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow."""
+
+
+class StickyError:
+    """The error a parser or connection failed with, kept to be raised again.
+
+    Holding the exception itself would make a reference cycle: its traceback
+    holds the frames that raised it, and they hold the object that failed. A
+    closed session would then stay in memory, receive buffer included, until
+    the cycle collector ran. So the error is held weakly, with what it takes
+    to build it again: while anyone still has the exception, :meth:`get`
+    returns that very object; once nobody has, a new one with the same
+    message, receipt id and ERROR headers (nobody can tell the difference).
+    """
+
+    __slots__ = ("_error_headers", "_kind", "_message", "_receipt_id", "_ref")
+
+    def __init__(self, exc: ProtocolError) -> None:
+        self._kind = type(exc)
+        self._message = exc.message
+        self._receipt_id = exc.receipt_id
+        self._error_headers = exc.error_headers
+        self._ref = weakref.ref(exc)
+
+    def get(self) -> ProtocolError:
+        """The error, to raise again."""
+        exc = self._ref()
+        if exc is None:
+            exc = self._kind(
+                self._message, receipt_id=self._receipt_id, error_headers=self._error_headers
+            )
+            self._ref = weakref.ref(exc)
+        return exc

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, StickyError
 from ._events import HEARTBEAT, Heartbeat
 from ._frame import BODY_COMMANDS, COMMANDS, ESCAPE_EXEMPT_COMMANDS, SUPPORTED_VERSIONS, Frame
 
@@ -131,7 +131,7 @@ class FrameParser:
         self._pending: tuple[str, tuple[tuple[str, str], ...], int | None] | None = None
         self._body_start = 0
         self._eof = False
-        self._error: RemoteProtocolError | None = None
+        self._error: StickyError | None = None  # (not the exception: see StickyError)
 
     @property
     def version(self) -> str:
@@ -197,13 +197,13 @@ class FrameParser:
         :attr:`at_eof`); EOF inside a frame raises :class:`RemoteProtocolError`.
         """
         if self._error is not None:
-            raise self._error
+            raise self._error.get()
         try:
             item = self._pending_body() if self._pending is not None else self._next()
             if item is None and self._eof and self._pos < len(self._buf):
                 self._fail("the stream ended in the middle of a frame", self._pos)
         except RemoteProtocolError as exc:
-            self._error = exc
+            self._error = StickyError(exc)
             raise
         return item
 
@@ -219,7 +219,7 @@ class FrameParser:
                 return
             append(item)
         if self._error is not None:
-            raise self._error
+            raise self._error.get()
         nxt = self._next
         try:
             while (item := nxt()) is not None:
@@ -227,7 +227,7 @@ class FrameParser:
             if self._eof and self._pos < len(self._buf) and self._pending is None:
                 self._fail("the stream ended in the middle of a frame", self._pos)
         except RemoteProtocolError as exc:
-            self._error = exc
+            self._error = StickyError(exc)
             raise
 
     def _fail(self, what: str, index: int, receipt: str | None = None) -> NoReturn:
