@@ -35,6 +35,7 @@ from .. import (
     ServerConnection,
     State,
 )
+from ._listener import Start, listen
 from ._transport import StreamTransport, Transport
 
 __all__ = ["ServerSession", "serve"]
@@ -272,28 +273,47 @@ async def serve(
     heart_beat: tuple[int, int] = (0, 0),
     grace: float = 2.0,
     limits: Limits | None = None,
+    handshake_timeout: float | None = 10.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve STOMP over TCP (or TLS): ``await handler(session)`` per connection.
 
-    With ``await task_group.start(serve, handler, host, 0)`` the bound port is returned.
+    A client that has not completed the TLS handshake within
+    ``handshake_timeout`` seconds is dropped. The listener survives accept
+    errors such as running out of file descriptors (it logs, backs off and
+    goes on). With ``await task_group.start(serve, handler, host, 0)`` the
+    bound port is returned.
     """
-    listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-        local_host=host, local_port=port
+
+    async def upgrade(stream: anyio.abc.ByteStream) -> Transport:
+        return StreamTransport(stream)
+
+    await listen(
+        host,
+        port,
+        upgrade=upgrade,
+        start=session_starter(handler, versions, heart_beat, grace, limits),
+        ssl=ssl,
+        connect_timeout=None,
+        handshake_timeout=handshake_timeout,
+        task_status=task_status,
     )
-    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    if ssl is not None:
-        from anyio.streams.tls import TLSListener
 
-        listener = TLSListener(listener, ssl, standard_compatible=False)
 
-    async def run(stream: anyio.abc.ByteStream) -> None:
+def session_starter(
+    handler: Handler,
+    versions: Sequence[str],
+    heart_beat: tuple[int, int],
+    grace: float,
+    limits: Limits | None,
+) -> Start:
+    """What a listener runs for each upgraded transport: a :class:`ServerSession`."""
+    versions = tuple(versions)
+
+    async def start(transport: Transport, peer: object, deadline: float | None) -> None:
         conn = ServerConnection(
-            versions=tuple(versions), heart_beat=heart_beat, grace=grace, limits=limits
+            versions=versions, heart_beat=heart_beat, grace=grace, limits=limits
         )
-        peer = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
-        await ServerSession(StreamTransport(stream), conn, peer)._run(handler)
+        await ServerSession(transport, conn, peer)._run(handler)
 
-    async with listener:
-        task_status.started(bound)
-        await listener.serve(run)
+    return start

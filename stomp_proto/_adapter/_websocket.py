@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import ssl as _ssl
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
-from .. import SUPPORTED_VERSIONS, Limits, ServerConnection
-from ._server import Handler, ServerSession
+from .. import SUPPORTED_VERSIONS, Limits
+from ._listener import listen
+from ._server import Handler, session_starter
 from ._transport import STOMP_SUBPROTOCOLS
 
 if TYPE_CHECKING:
@@ -298,41 +299,20 @@ async def serve_websocket(
     if max_message_size is None:
         lim = limits if limits is not None else Limits()
         max_message_size = lim.max_header_size + lim.max_body_size
-    listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-        local_host=host, local_port=port
-    )
-    bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    if ssl is not None:
-        from anyio.streams.tls import TLSListener
-
-        listener = TLSListener(
-            listener, ssl, standard_compatible=False, handshake_timeout=handshake_timeout
-        )
     size = max_message_size
 
-    async def run(stream: anyio.abc.ByteStream) -> None:
-        transport = None
-        try:
-            with anyio.move_on_after(handshake_timeout):
-                transport = await accept_websocket(
-                    stream,
-                    path=path,
-                    max_message_size=size,
-                    binary=binary,
-                    close_timeout=close_timeout,
-                )
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            transport = None
-        if transport is None:
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            return
-        conn = ServerConnection(
-            versions=tuple(versions), heart_beat=heart_beat, grace=grace, limits=limits
+    async def upgrade(stream: anyio.abc.ByteStream) -> WebSocketServerTransport | None:
+        return await accept_websocket(
+            stream, path=path, max_message_size=size, binary=binary, close_timeout=close_timeout
         )
-        peer = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
-        await ServerSession(transport, conn, peer)._run(handler)
 
-    async with listener:
-        task_status.started(bound)
-        await listener.serve(run)
+    await listen(
+        host,
+        port,
+        upgrade=upgrade,
+        start=session_starter(handler, versions, heart_beat, grace, limits),
+        ssl=ssl,
+        connect_timeout=None,
+        handshake_timeout=handshake_timeout,
+        task_status=task_status,
+    )
