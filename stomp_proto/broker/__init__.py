@@ -10,12 +10,7 @@ RabbitMQ, and the architecture page for the plug points.
 """
 
 from ._broker import Authenticator, Broker
-
-try:
-    from ._patterns import SubscriptionIndex, compile_pattern
-except ImportError:  # pragma: no cover - TEMPORARY until _patterns lands
-    from ._engine import compile_pattern  # type: ignore[assignment]
-    from ._router import SubscriptionIndex  # type: ignore[attr-defined]
+from ._patterns import SubscriptionIndex, compile_pattern
 from ._router import (
     Authorizer,
     Entry,

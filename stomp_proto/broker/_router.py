@@ -55,7 +55,7 @@ import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 from .. import (
     Abort,
@@ -71,37 +71,7 @@ from .. import (
     Subscribe,
     Unsubscribe,
 )
-
-T = TypeVar("T")
-
-try:
-    from ._patterns import SubscriptionIndex
-except ImportError:  # pragma: no cover - TEMPORARY until _patterns lands
-    from ._engine import compile_pattern as _cp
-
-    class SubscriptionIndex(Generic[T]):  # type: ignore[no-redef]
-        def __init__(self) -> None:
-            self._exact: dict[str, list[T]] = {}
-            self._patterns: list[tuple[Any, T]] = []
-
-        def add(self, destination: str, item: T) -> None:
-            pattern = _cp(destination)
-            if pattern is None:
-                self._exact.setdefault(destination, []).append(item)
-            else:
-                self._patterns.append((pattern, item))
-
-        def remove(self, destination: str, item: T) -> None:
-            if _cp(destination) is None:
-                self._exact[destination].remove(item)
-            else:
-                self._patterns = [(p, i) for p, i in self._patterns if i is not item]
-
-        def match(self, destination: str) -> list[T]:
-            out = list(self._exact.get(destination, ()))
-            out += [i for p, i in self._patterns if p.match(destination)]
-            return out
-
+from ._patterns import SubscriptionIndex
 
 __all__ = [
     "Authorizer",
