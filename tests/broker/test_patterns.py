@@ -111,7 +111,25 @@ def test_examples_cover_every_matcher() -> None:
     ],
 )
 def test_strategy_for_each_shape(pattern: str, kind: str) -> None:
-    """The shapes the non-backtracking arguments of _Globs and _SegmentRegex need, and no more."""
+    """Each strategy gets only the shapes its no-backtracking argument covers.
+
+    * ``_Globs`` (only ``**``): ``P0 ** P1 ** ... ** Pr`` matches d iff d starts with P0, ends with
+      Pr, and P1..P(r-1) occur in order between them. Taking each leftmost is safe: if a match
+      uses a later occurrence of Pi, moving Pi to its leftmost occurrence leaves every later part
+      where it was, and the ``**`` on each side of Pi absorbs the difference. Each ``str.find``
+      starts where the previous occurrence ended, so the scans are disjoint: O(n x m).
+    * ``_SegmentRegex`` (no ``**`` but a final one, at most one ``*`` per segment): after a
+      ``[^./]*`` comes a separator-free literal L, then a separator s, the end, or the final
+      ``.*``. Before s: the star's text and L hold no separator, so s is the first separator at or
+      after the star's start, and exactly one length of the star lets the match go on; the others
+      fail in O(len(L)). Before the end: L must end at the end, again one length. Before ``.*``:
+      the first length that fits is followed by ``.*``, which cannot fail, so the engine never
+      backtracks into the star. The search is one path with O(len(L)) dead ends per character a
+      star gives back, and each star gives back characters of its own segment only: O(n x m).
+      Two stars in one segment (``*a*b``) would let the first star's lengths each restart the
+      second: O(n^2) and worse, hence ``_Automaton``; so does a ``**`` before other wildcards.
+    * ``_Automaton`` (everything else): one pass, O(ceil(m / 64)) word operations a character.
+    """
     assert type(compiled(pattern)).__name__ == kind
 
 
