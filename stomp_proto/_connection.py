@@ -152,6 +152,7 @@ class _Connection:
             max_unacknowledged=limits.max_unacknowledged,
         )
         self._error: StickyError | None = None  # (not the exception: see StickyError)
+        self._eof = False  # the peer closed its side (receive_data(b""))
         self._disconnect_receipt: str | None = None
         self._clock: float | None = None
         self._timer: HeartbeatTimer | None = None
@@ -218,12 +219,15 @@ class _Connection:
             return  # nothing more will be read from this peer
         try:
             self._parser.receive_data(data)
+            if not data:
+                self._eof = True
         except LocalProtocolError as exc:  # data after EOF
             self._enter_error(exc)
             raise
 
     def _parser_eof(self) -> None:
-        if not self._parser._eof:
+        if not self._eof:
+            self._eof = True
             self._parser.receive_data(b"")
 
     def _ignoring_input(self) -> bool:
@@ -252,16 +256,12 @@ class _Connection:
             return self._not_reading()
         parser = self._parser
         try:
-            # The parser's hot path directly; its careful entry point (EOF
-            # inside a frame, a body still arriving) when that finds nothing.
-            item = parser._next() if parser._pending is None else None
+            item = parser.next_frame()
             if item is None:
-                item = parser.next_frame()
-                if item is None:
-                    if parser.at_eof:
-                        self._set_state(State.CLOSED)
-                        return ConnectionClosed()
-                    return NEED_DATA
+                if parser.at_eof:
+                    self._set_state(State.CLOSED)
+                    return ConnectionClosed()
+                return NEED_DATA
             if item is HEARTBEAT:
                 return HEARTBEAT
             frame: Frame = item  # type: ignore[assignment]
@@ -283,7 +283,7 @@ class _Connection:
         if state is State.CLOSED:
             return ConnectionClosed()
         if self._ignoring_input():
-            return ConnectionClosed() if self._parser._eof else PAUSED
+            return ConnectionClosed() if self._eof else PAUSED
         return PAUSED
 
     def _receive_frame(self, frame: Frame) -> Event:

@@ -177,14 +177,17 @@ class FrameParser:
     def feed(self, data: bytes) -> list[Parsed]:
         """Buffer ``data`` (``b""`` = EOF) and return every complete frame and heart-beat.
 
-        If the input turns bad after some good frames, those frames are
-        returned and the error is raised by the next call, so that nothing
-        already received is lost.
+        A convenience loop over :meth:`next_frame`. If the input turns bad
+        after some good frames, those frames are returned and the error is
+        raised by the next call, so that nothing already received is lost.
         """
         self.receive_data(data)
         out: list[Parsed] = []
+        append = out.append
+        next_frame = self.next_frame
         try:
-            self._collect(out)
+            while (item := next_frame()) is not None:
+                append(item)
         except RemoteProtocolError:
             if not out:
                 raise
@@ -193,42 +196,132 @@ class FrameParser:
     def next_frame(self) -> Parsed | None:
         """Return the next frame or heart-beat, or None if more data is needed.
 
-        At EOF, None means the stream ended cleanly between frames (see
-        :attr:`at_eof`); EOF inside a frame raises :class:`RemoteProtocolError`.
+        This is the parser's one entry point (:meth:`feed` and the connections
+        loop over it) and its hot path. At EOF, None means the stream ended
+        cleanly between frames (see :attr:`at_eof`); EOF inside a frame
+        raises :class:`RemoteProtocolError`. After an error, every call raises
+        it again.
+
+        .. versionchanged:: 0.2
+           The connections use it too; it is as fast as the internal loop it
+           replaces.
         """
+        if self._pending is not None or self._error is not None:
+            return self._resume()
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if pos == end:
+            return None
+        try:
+            if buf[pos] in _INTERFRAME:
+                return self._between(pos)
+            # Find the blank line that ends the header block: "\n\n", or "\n\r\n"
+            # for CRLF frames (searched only up to the first "\n\n").
+            scan = self._header_scan
+            if scan < pos:
+                scan = pos
+            blank = buf.find(b"\n\n", scan)
+            if blank < 0:
+                crlf = buf.find(b"\n\r\n", scan)
+                if crlf < 0:
+                    if scan - pos < _HEAD_CHECKED or end - pos > self.max_header_size:
+                        self._incomplete_header(pos, scan, end)
+                    self._header_scan = end - 3 if end - 3 > pos else pos
+                    self._need_more()
+                    return None
+            else:
+                crlf = buf.find(b"\n\r\n", scan, blank + 2)
+            if crlf >= 0:
+                block_end, body_start = crlf, crlf + 3
+            else:
+                block_end, body_start = blank, blank + 2
+            if block_end - pos > self.max_header_size:
+                self._check_block_size(pos, block_end)
+            try:
+                text = buf[pos:block_end].decode()
+            except UnicodeDecodeError as exc:
+                self._check_command_line(pos)
+                self._fail("invalid UTF-8 in the command or headers", pos + exc.start)
+            if "\r" in text:
+                text = self._strip_cr(text, pos)
+            lines = text.split("\n")
+            command = lines[0]
+            if command not in COMMANDS:
+                self._check_command_line(pos)
+                self._fail(f"unknown command {command[:40]!r}", pos)  # pragma: no cover
+            del lines[0]
+            if len(lines) > self.max_headers:
+                self._fail(f"{command} frame has more than {self.max_headers} headers", pos)
+            if "\\" in text and self._unescape_table is not None:
+                headers = self._escaped_headers(command, lines, pos)
+            else:
+                headers = []
+                append = headers.append
+                for line in lines:
+                    name, colon, value = line.partition(":")
+                    if not name or not colon:
+                        self._bad_line(command, line, pos)
+                    append((name, value))
+            at = text.find("\ncontent-length:")
+            if at >= 0:
+                at += 16
+                nl = text.find("\n", at)
+                value = text[at:] if nl < 0 else text[at:nl]
+                if (
+                    value.isdigit()
+                    and value.isascii()
+                    and len(value) < 10
+                    and (length := int(value)) <= self.max_body_size
+                    and (not length or command in BODY_COMMANDS or self._version == "1.0")
+                ):
+                    pass  # the common case: small and well formed
+                else:
+                    self._bad_content_length(command, value, headers, pos)
+                stop = body_start + length
+                if stop >= end:
+                    self._wait_for_body(command, headers, length, body_start)
+                    self._need_more()
+                    return None
+                if buf[stop]:
+                    self._no_nul(command, headers, length, stop)
+            else:
+                stop = buf.find(b"\0", body_start)
+                if stop < 0:
+                    self._wait_for_body(command, headers, None, body_start)
+                    self._need_more()
+                    return None
+                if stop > body_start:
+                    self._check_body(command, headers, body_start, stop)
+            self._pos = stop + 1
+            if stop - body_start < _BIG_BODY:
+                return _new_frame(Frame, (command, tuple(headers), bytes(buf[body_start:stop])))
+            with memoryview(buf) as view:
+                body = view[body_start:stop].tobytes()
+            return _new_frame(Frame, (command, tuple(headers), body))
+        except RemoteProtocolError as exc:
+            self._error = StickyError(exc)
+            raise
+
+    # -- internals ---------------------------------------------------------
+
+    def _resume(self) -> Parsed | None:
+        """:meth:`next_frame` after an error, or with a body still arriving."""
         if self._error is not None:
             raise self._error.get()
         try:
-            item = self._pending_body() if self._pending is not None else self._next()
-            if item is None and self._eof and self._pos < len(self._buf):
+            item = self._pending_body()
+            if item is None and self._eof:
                 self._fail("the stream ended in the middle of a frame", self._pos)
         except RemoteProtocolError as exc:
             self._error = StickyError(exc)
             raise
         return item
 
-    # -- internals ---------------------------------------------------------
-
-    def _collect(self, out: list[Parsed]) -> None:
-        """Append every complete frame to ``out`` (the loop behind :meth:`feed`)."""
-        append = out.append
-        next_frame = self.next_frame
-        if self._pending is not None:
-            item = next_frame()
-            if item is None:
-                return
-            append(item)
-        if self._error is not None:
-            raise self._error.get()
-        nxt = self._next
-        try:
-            while (item := nxt()) is not None:
-                append(item)
-            if self._eof and self._pos < len(self._buf) and self._pending is None:
-                self._fail("the stream ended in the middle of a frame", self._pos)
-        except RemoteProtocolError as exc:
-            self._error = StickyError(exc)
-            raise
+    def _need_more(self) -> None:
+        """Before returning None for an incomplete frame: raise if the stream ended."""
+        if self._eof:
+            self._fail("the stream ended in the middle of a frame", self._pos)
 
     def _fail(self, what: str, index: int, receipt: str | None = None) -> NoReturn:
         raise RemoteProtocolError(f"{what} (at byte {self._offset + index})", receipt_id=receipt)
@@ -254,99 +347,12 @@ class FrameParser:
                 break
             pos += 1  # a stray NUL between frames
         self._pos = pos
-        if pos == end or (end - pos == 1 and buf[pos] == 13):
-            return None
-        return self._next()
-
-    def _next(self) -> Parsed | None:
-        """Parse the next frame starting at ``_pos``; the hot path of the parser."""
-        buf = self._buf
-        pos = self._pos
-        end = len(buf)
         if pos == end:
             return None
-        if buf[pos] in _INTERFRAME:
-            return self._between(pos)
-        # Find the blank line that ends the header block: "\n\n", or "\n\r\n"
-        # for CRLF frames (searched only up to the first "\n\n").
-        scan = self._header_scan
-        if scan < pos:
-            scan = pos
-        blank = buf.find(b"\n\n", scan)
-        if blank < 0:
-            crlf = buf.find(b"\n\r\n", scan)
-            if crlf < 0:
-                if scan - pos < _HEAD_CHECKED or end - pos > self.max_header_size:
-                    self._incomplete_header(pos, scan, end)
-                self._header_scan = end - 3 if end - 3 > pos else pos
-                return None
-        else:
-            crlf = buf.find(b"\n\r\n", scan, blank + 2)
-        if crlf >= 0:
-            block_end, body_start = crlf, crlf + 3
-        else:
-            block_end, body_start = blank, blank + 2
-        if block_end - pos > self.max_header_size:
-            self._check_block_size(pos, block_end)
-        try:
-            text = buf[pos:block_end].decode()
-        except UnicodeDecodeError as exc:
-            self._check_command_line(pos)
-            self._fail("invalid UTF-8 in the command or headers", pos + exc.start)
-        if "\r" in text:
-            text = self._strip_cr(text, pos)
-        lines = text.split("\n")
-        command = lines[0]
-        if command not in COMMANDS:
-            self._check_command_line(pos)
-            self._fail(f"unknown command {command[:40]!r}", pos)  # pragma: no cover
-        del lines[0]
-        if len(lines) > self.max_headers:
-            self._fail(f"{command} frame has more than {self.max_headers} headers", pos)
-        if "\\" in text and self._unescape_table is not None:
-            headers = self._escaped_headers(command, lines, pos)
-        else:
-            headers = []
-            append = headers.append
-            for line in lines:
-                name, colon, value = line.partition(":")
-                if not name or not colon:
-                    self._bad_line(command, line, pos)
-                append((name, value))
-        at = text.find("\ncontent-length:")
-        if at >= 0:
-            at += 16
-            nl = text.find("\n", at)
-            value = text[at:] if nl < 0 else text[at:nl]
-            if (
-                value.isdigit()
-                and value.isascii()
-                and len(value) < 10
-                and (length := int(value)) <= self.max_body_size
-                and (not length or command in BODY_COMMANDS or self._version == "1.0")
-            ):
-                pass  # the common case: small and well formed
-            else:
-                self._bad_content_length(command, value, headers, pos)
-            stop = body_start + length
-            if stop >= end:
-                self._wait_for_body(command, headers, length, body_start)
-                return None
-            if buf[stop]:
-                self._no_nul(command, headers, length, stop)
-        else:
-            stop = buf.find(b"\0", body_start)
-            if stop < 0:
-                self._wait_for_body(command, headers, None, body_start)
-                return None
-            if stop > body_start:
-                self._check_body(command, headers, body_start, stop)
-        self._pos = stop + 1
-        if stop - body_start < _BIG_BODY:
-            return _new_frame(Frame, (command, tuple(headers), bytes(buf[body_start:stop])))
-        with memoryview(buf) as view:
-            body = view[body_start:stop].tobytes()
-        return _new_frame(Frame, (command, tuple(headers), body))
+        if end - pos == 1 and buf[pos] == 13:
+            self._need_more()
+            return None
+        return self.next_frame()
 
     def _incomplete_header(self, pos: int, scan: int, end: int) -> None:
         """Check a header block whose blank line has not arrived.
