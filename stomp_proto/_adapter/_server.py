@@ -35,7 +35,7 @@ from .. import (
     ServerConnection,
     State,
 )
-from ._listener import Start, listen
+from ._listener import Start, listen, server_log
 from ._transport import StreamTransport, Transport
 
 __all__ = ["ServerSession", "serve"]
@@ -54,10 +54,22 @@ class ServerSession:
     until the bytes are written.
     """
 
-    def __init__(self, transport: Transport, conn: ServerConnection, peer: object = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        conn: ServerConnection,
+        peer: object = None,
+        *,
+        connect_deadline: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         self.transport = transport
         self.conn = conn
         self.peer = peer
+        #: When (on AnyIO's clock) the CONNECT frame must have arrived; after
+        #: it the session is aborted with ERROR "no CONNECT within N s".
+        self.connect_deadline = connect_deadline
+        self._connect_timeout = connect_timeout
         #: The CONNECT (or STOMP) event, once received.
         self.connect: Connect | None = None
         #: The protocol error that ended the session, if one did.
@@ -121,6 +133,8 @@ class ServerSession:
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
             if isinstance(event, Connect):
                 self.connect = event
+                if self.connect_deadline is not None:
+                    self._tick_wake.set()  # the CONNECT deadline is met
             if isinstance(event, ConnectionClosed):
                 await self.drain()  # the last RECEIPT or ERROR goes out first
                 await self.close()
@@ -191,6 +205,7 @@ class ServerSession:
             self._closed = True
             self._wake.set()
             self._drained.set()
+            self._tick_wake.set()
             await self.transport.aclose()
 
     async def _writer(self) -> None:
@@ -218,9 +233,37 @@ class ServerSession:
                     await self.close()
                     return
 
+    async def abort(self, error: Error | None = None, *, timeout: float = 1.0) -> None:
+        """End the session now: send ``error`` (if given) within ``timeout`` seconds, then close."""
+        if self._closed:
+            return
+        if error is not None:
+            with contextlib.suppress(LocalProtocolError):
+                self.post(error)
+        with anyio.move_on_after(timeout):
+            await self.drain()
+        await self.close()
+
+    async def _connect_expired(self) -> None:
+        timeout = self._connect_timeout
+        text = "no CONNECT" if timeout is None else f"no CONNECT within {timeout:g} s"
+        server_log("connect timeout", logging.INFO, "%s from %s", text, self.peer)
+        await self.abort(Error(message=text, content_type="text/plain", body=text.encode()))
+
     async def _tick(self) -> None:
         conn = self.conn
         while not self._closed:
+            if self.connect_deadline is not None:
+                if conn.state is not State.AWAITING_CONNECT:
+                    self.connect_deadline = None
+                elif anyio.current_time() >= self.connect_deadline:
+                    await self._connect_expired()
+                    return
+                else:
+                    with anyio.move_on_at(self.connect_deadline):
+                        await self._tick_wake.wait()
+                    self._tick_wake = anyio.Event()
+                    continue
             deadline = conn.next_deadline()
             if deadline is None:
                 with anyio.move_on_after(0.5 if conn.state is not State.CLOSED else 3600):
@@ -273,12 +316,16 @@ async def serve(
     heart_beat: tuple[int, int] = (0, 0),
     grace: float = 2.0,
     limits: Limits | None = None,
+    connect_timeout: float | None = 5.0,
     handshake_timeout: float | None = 10.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve STOMP over TCP (or TLS): ``await handler(session)`` per connection.
 
-    A client that has not completed the TLS handshake within
+    A connection whose CONNECT frame has not arrived within
+    ``connect_timeout`` seconds of the accept (TLS handshake included) is sent
+    ERROR ("no CONNECT within 5 s") and closed; None disables the deadline. A
+    client that has not completed the TLS handshake within
     ``handshake_timeout`` seconds is dropped. The listener survives accept
     errors such as running out of file descriptors (it logs, backs off and
     goes on). With ``await task_group.start(serve, handler, host, 0)`` the
@@ -292,9 +339,9 @@ async def serve(
         host,
         port,
         upgrade=upgrade,
-        start=session_starter(handler, versions, heart_beat, grace, limits),
+        start=session_starter(handler, versions, heart_beat, grace, limits, connect_timeout),
         ssl=ssl,
-        connect_timeout=None,
+        connect_timeout=connect_timeout,
         handshake_timeout=handshake_timeout,
         task_status=task_status,
     )
@@ -306,6 +353,7 @@ def session_starter(
     heart_beat: tuple[int, int],
     grace: float,
     limits: Limits | None,
+    connect_timeout: float | None,
 ) -> Start:
     """What a listener runs for each upgraded transport: a :class:`ServerSession`."""
     versions = tuple(versions)
@@ -314,6 +362,9 @@ def session_starter(
         conn = ServerConnection(
             versions=versions, heart_beat=heart_beat, grace=grace, limits=limits
         )
-        await ServerSession(transport, conn, peer)._run(handler)
+        session = ServerSession(
+            transport, conn, peer, connect_deadline=deadline, connect_timeout=connect_timeout
+        )
+        await session._run(handler)
 
     return start

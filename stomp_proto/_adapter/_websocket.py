@@ -282,6 +282,7 @@ async def serve_websocket(
     limits: Limits | None = None,
     max_message_size: int | None = None,
     binary: bool | None = None,
+    connect_timeout: float | None = 5.0,
     handshake_timeout: float = 10.0,
     close_timeout: float = 2.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -292,7 +293,9 @@ async def serve_websocket(
     ``max_message_size`` bounds one incoming WebSocket message (default: the
     largest frame ``limits`` allow); ``binary=True`` sends every frame as a
     binary message. A client that has not completed the upgrade (and the TLS
-    handshake) within ``handshake_timeout`` seconds is dropped. With
+    handshake) within ``handshake_timeout`` seconds is dropped, and one whose
+    CONNECT frame has not arrived within ``connect_timeout`` seconds of the
+    accept (handshakes included) is sent ERROR and closed (None: no deadline). With
     ``await task_group.start(serve_websocket, handler, host, 0)`` the bound port
     is returned.
     """
@@ -310,9 +313,9 @@ async def serve_websocket(
         host,
         port,
         upgrade=upgrade,
-        start=session_starter(handler, versions, heart_beat, grace, limits),
+        start=session_starter(handler, versions, heart_beat, grace, limits, connect_timeout),
         ssl=ssl,
-        connect_timeout=None,
+        connect_timeout=connect_timeout,
         handshake_timeout=handshake_timeout,
         task_status=task_status,
     )
