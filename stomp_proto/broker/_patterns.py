@@ -307,6 +307,7 @@ class SubscriptionIndex(Generic[T]):
     the pattern registrations in the order they were added (the broker's order before this index).
 
     Example:
+        >>> from stomp_proto.broker import SubscriptionIndex
         >>> index: SubscriptionIndex[str] = SubscriptionIndex()
         >>> index.add("/topic/price.stock.*", "a")
         >>> index.add("/topic/price.stock.IBM", "b")

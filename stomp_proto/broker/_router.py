@@ -287,14 +287,25 @@ class TopicRoute(_BaseRoute):
     one ``.``/``/`` segment, ``**`` across segments), indexed so that a
     publish does not scan every pattern."""
 
+    #: Longest pattern a SUBSCRIBE may use: matching costs up to
+    #: ``len(destination) * len(pattern) / 64`` word steps, so both are bounded.
+    max_pattern_length = 1024
+
     def __init__(self, prefix: str = "/topic/") -> None:
         self.prefix = prefix
         self.index: SubscriptionIndex[Subscription] = SubscriptionIndex()
+
+    def valid(self, destination: str) -> str | None:
+        if "*" in destination and len(destination) > self.max_pattern_length:
+            return f"a pattern may be at most {self.max_pattern_length} characters long"
+        return super().valid(destination)
 
     def send(self, session: Session | None, entry: Entry) -> list[Post]:
         router = self.router
         out: list[Post] = []
         for sub in self.index.match(entry.destination):
+            if sub.session.ended:
+                continue  # its ERROR is out; it is closing
             if router.has_room(sub):
                 out.append(router.deliver(sub, entry, None, False))
             else:
@@ -809,6 +820,8 @@ class Router:
     def has_room(self, sub: Subscription) -> bool:
         """May ``sub`` take one more message now?"""
         session = sub.session
+        if session.ended:
+            return False
         if session.pending >= self.max_pending_bytes:
             session.throttled = True  # a slow consumer: its outgoing backlog is full
             return False

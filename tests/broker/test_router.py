@@ -430,3 +430,13 @@ def test_version_keys_for_acks_come_from_the_session() -> None:
     (m,) = messages(router.handle(s, Send(destination="/queue/k", body=b"m")))
     assert router.handle(s, Ack(message_id=m.message_id, subscription="sub")) == []
     assert not s.ack_index and router.queued() == 0
+
+
+def test_patterns_are_bounded_in_length() -> None:
+    router = Router()
+    s = router.open("s", "1.2")
+    long = "/topic/" + "a*" * 600
+    error = only_error(router.handle(s, Subscribe(destination=long, id="0")))
+    assert "at most 1024 characters" in str(error.message)
+    t = router.open("t", "1.2")
+    assert router.handle(t, Subscribe(destination="/topic/" + "a" * 2000, id="0")) == []
