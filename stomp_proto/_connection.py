@@ -263,7 +263,15 @@ class _Connection:
                     return ConnectionClosed()
                 return NEED_DATA
             if item is HEARTBEAT:
-                return HEARTBEAT
+                if self._state is not State.AWAITING_CONNECT or self.role is Role.CLIENT:
+                    return HEARTBEAT
+                # POLICY (stomp-notes #8, A7): EOLs before CONNECT are not
+                # heart-beats (none is negotiated yet): a server skips them, as
+                # RabbitMQ and ActiveMQ do, so its first event is the CONNECT.
+                while item is HEARTBEAT:
+                    item = parser.next_frame()
+                if item is None:
+                    return self.next_event()  # NEED_DATA, or ConnectionClosed at EOF
             frame: Frame = item  # type: ignore[assignment]
             kind = self._fast_types.get(frame.command)
             if kind is None:
