@@ -194,9 +194,8 @@ class Broker:
                 "grace": self.grace,
                 "limits": self.limits,
                 "ssl": self.ssl,
+                "connect_timeout": self.connect_timeout,
             }
-            if "connect_timeout" in inspect.signature(serve).parameters:
-                options["connect_timeout"] = self.connect_timeout
             for host, port in self.tcp:
                 bound = await tg.start(
                     lambda task_status, h=host, p=port: serve(
@@ -389,11 +388,9 @@ class Broker:
                 self._tg.start_soon(self._resume_when_drained, link)
 
     async def _abort(self, link: _Link, error: Error) -> None:
-        abort = getattr(link.session, "abort", None)
-        if abort is not None:
-            await abort(error)
-        else:
-            link.session.post(error)
+        # The ERROR goes out alone, ahead of the backlog it is about; what was
+        # never written is handed back to the router when the session ends.
+        await link.session.abort(error)
 
     async def _resume_when_drained(self, link: _Link) -> None:
         await link.session.drain()
