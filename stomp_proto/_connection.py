@@ -100,8 +100,19 @@ class Limits:
             ``prefetch-count`` or the adapter's back-pressure keep real
             sessions far below it; it bounds what a misbehaving peer can make
             the connection remember.
+        max_connect_frame_size: what a :class:`ServerConnection` accepts
+            before a session exists: the largest header block, and the
+            largest body, of the CONNECT (or STOMP) frame, bytes. Anyone who
+            can open a connection can send a CONNECT, so it is small: 8 KiB,
+            the header limit of common HTTP servers (nginx, Apache), holds a
+            login with a bearer token several times over. A CONNECT that
+            declares or sends more is refused while it is still arriving.
+            ``max_header_size`` and ``max_body_size`` still apply if smaller;
+            they take over once the session is established.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``max_connect_frame_size``.
     """
 
     max_header_size: int = DEFAULT_LIMITS["max_header_size"]
@@ -111,6 +122,7 @@ class Limits:
     max_transactions: int = 1000
     max_pending_receipts: int = 10_000
     max_unacknowledged: int = 100_000
+    max_connect_frame_size: int = 8 * 1024
 
 
 class _Connection:
@@ -145,6 +157,12 @@ class _Connection:
             max_headers=limits.max_headers,
             max_body_size=limits.max_body_size,
         )
+        if self.role is Role.SERVER:
+            # Until the session is established (issue 9 item 9: before login),
+            # frames get the small CONNECT limits; _start_session lifts them.
+            small = limits.max_connect_frame_size
+            self._parser.max_header_size = min(limits.max_header_size, small)
+            self._parser.max_body_size = min(limits.max_body_size, small)
         self._books = Books(
             max_subscriptions=limits.max_subscriptions,
             max_transactions=limits.max_transactions,
@@ -489,6 +507,8 @@ class _Connection:
         if version == "1.0":
             self._fast_types = {}
         self._parser.version = version
+        self._parser.max_header_size = self.limits.max_header_size
+        self._parser.max_body_size = self.limits.max_body_size
         self._books.version = version
         if version == "1.0":
             return  # POLICY (stomp-notes #58): no heart-beating in 1.0 sessions

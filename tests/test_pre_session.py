@@ -18,7 +18,9 @@ from stomp_proto import (
     Frame,
     FrameParser,
     Heartbeat,
+    Limits,
     RemoteProtocolError,
+    Send,
     ServerConnection,
     State,
 )
@@ -109,3 +111,74 @@ def test_every_refusal_before_or_at_connect_has_an_error_frame_to_send(data: byt
         event, closed = drain(client)
         assert isinstance(event, Error) and event.body == info.value.message.encode()
         assert closed == ConnectionClosed()
+
+
+# -- Issue 9 item 9: small limits before the session is established --------------------
+
+
+def test_a_connect_declaring_a_16_mib_body_is_refused_with_its_headers() -> None:
+    server = ServerConnection()
+    server.receive_data(b"CONNECT\naccept-version:1.2\ncontent-length:16777216\n\n")
+    with pytest.raises(RemoteProtocolError, match="exceeds the 8192-byte body limit"):
+        server.next_event()
+    assert server.send(server.error_for(RemoteProtocolError("x"))).startswith(b"ERROR\n")
+
+
+def test_a_connect_sending_a_16_mib_body_is_refused_while_it_arrives() -> None:
+    server = ServerConnection()
+    server.receive_data(b"CONNECT\naccept-version:1.2\n\n")
+    assert server.next_event() is NEED_DATA
+    chunk = b"x" * 65536
+    server.receive_data(chunk)
+    with pytest.raises(RemoteProtocolError, match="CONNECT body exceeds the 8192-byte limit"):
+        server.next_event()
+
+
+def test_a_connect_with_a_large_header_block_is_refused() -> None:
+    server = ServerConnection()
+    server.receive_data(b"CONNECT\naccept-version:1.2\npasscode:" + b"p" * 9000)
+    with pytest.raises(RemoteProtocolError, match="header block exceeds the 8192-byte limit"):
+        server.next_event()
+
+
+def test_a_connect_with_a_bearer_token_fits() -> None:
+    token = "t" * 4096
+    server = ServerConnection()
+    server.receive_data(f"CONNECT\naccept-version:1.2\npasscode:{token}\n\n\x00".encode())
+    event = server.next_event()
+    assert isinstance(event, Connect) and event.passcode == token
+
+
+def test_the_session_gets_the_full_limits_back() -> None:
+    server = ServerConnection()
+    big = b"y" * (1 << 20)
+    header = "h" * 20_000
+    server.receive_data(CONNECT)
+    assert isinstance(server.next_event(), Connect)
+    server.send(server.accept())
+    server.receive_data(
+        f"SEND\ndestination:/q\nx:{header}\ncontent-length:{len(big)}\n\n".encode() + big + b"\0"
+    )
+    (send,) = drain(server)
+    assert isinstance(send, Send)
+    assert send.body == big and ("x", header) in send.headers
+
+
+def test_the_connect_limit_is_configurable_and_never_raises_the_others() -> None:
+    server = ServerConnection(limits=Limits(max_connect_frame_size=100_000))
+    server.receive_data(b"CONNECT\npasscode:" + b"p" * 50_000 + b"\n\n\x00")
+    assert isinstance(server.next_event(), Connect)
+    server = ServerConnection(limits=Limits(max_header_size=64, max_connect_frame_size=100_000))
+    server.receive_data(b"CONNECT\npasscode:" + b"p" * 100 + b"\n\n\x00")
+    with pytest.raises(RemoteProtocolError, match="exceeds the 64-byte limit"):
+        server.next_event()
+
+
+def test_a_client_keeps_its_limits_before_connected() -> None:
+    # An ERROR before CONNECTED may carry a long text (ActiveMQ sends stack traces).
+    client = ClientConnection()
+    client.send(Connect())
+    text = b"at org.apache.activemq..." * 1000
+    client.receive_data(b"ERROR\nmessage:no\ncontent-length:%d\n\n" % len(text) + text + b"\0")
+    error = client.next_event()
+    assert isinstance(error, Error) and error.body == text
