@@ -29,19 +29,23 @@ import inspect
 import itertools
 import logging
 import ssl as _ssl
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 
 from .. import (
     Connect,
     Error,
+    Event,
     Limits,
     LocalProtocolError,
     Message,
@@ -53,6 +57,7 @@ from ._router import Authorizer, Post, Route, Router, Session
 __all__ = ["Authenticator", "Broker"]
 
 log = logging.getLogger("stomp_proto.broker")
+T = TypeVar("T")
 
 #: ``connect -> principal`` (truthy), or None/False to refuse; may be async.
 Authenticator = Callable[[Connect], object]
@@ -122,6 +127,11 @@ class Broker:
             SEND or COMMIT gets ERROR.
         routes: destination families to serve instead of ``/topic/`` and
             ``/queue/`` (see :class:`~stomp_proto.broker.Router`).
+        on_start: ``async def hook(broker)`` callables awaited, in order, once
+            every listener is up (start background work with :meth:`spawn`).
+        inbound: ``(session, event) -> event or None`` hooks run on every
+            client frame before the router applies it (see
+            :attr:`Router.inbound <stomp_proto.broker.Router.inbound>`).
     """
 
     def __init__(
@@ -144,6 +154,8 @@ class Broker:
         max_transaction_bytes: int = 32 << 20,
         max_memory_bytes: int = 256 << 20,
         routes: Iterable[Route] | None = None,
+        on_start: Sequence[Callable[[Broker], Awaitable[None]]] = (),
+        inbound: Sequence[Callable[[Session, Event], Event | None]] = (),
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
@@ -179,6 +191,10 @@ class Broker:
         self._connections = 0
         self._stopping = False
         self._log = _LogLimit()
+        self.on_start = list(on_start)
+        self.router.inbound.extend(inbound)
+        self._token: object = None
+        self._thread: int | None = None
 
     # -- running ---------------------------------------------------------------------
 
@@ -210,6 +226,10 @@ class Broker:
                 )
                 self.addresses.append(("ws", host, bound))
                 log.info("STOMP over WebSocket on ws://%s:%d%s", host, bound, path)
+            self._token = anyio.lowlevel.current_token()
+            self._thread = threading.get_ident()
+            for hook in self.on_start:
+                await hook(self)
             task_status.started(self)
 
     async def __aenter__(self) -> Broker:
@@ -241,6 +261,25 @@ class Broker:
                 await link.session.close()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()  # the listeners, and anything left under them
+        self._thread = None
+
+    def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
+        """Run ``await function(*args)`` in the broker's task group, until it
+        returns or the broker stops (background work: a price feed, a relay).
+        From the broker's event loop only."""
+        if self._tg is None or self._thread is None:
+            raise RuntimeError("the broker is not running: start it first")
+        self._tg.start_soon(function, *args)
+
+    def call_soon(self, function: Callable[..., T], *args: object) -> T:
+        """Call ``function(*args)`` on the broker's event loop and return its
+        result: directly from the loop's thread, and through the loop (waiting
+        for it) from any other thread. What makes :meth:`publish` thread-safe."""
+        if self._thread is None:
+            raise RuntimeError("the broker is not running: start it first")
+        if threading.get_ident() == self._thread:
+            return function(*args)
+        return anyio.from_thread.run_sync(function, *args, token=self._token)  # type: ignore[arg-type]
 
     # -- application API ---------------------------------------------------------------
 
@@ -254,11 +293,23 @@ class Broker:
     ) -> int:
         """Publish from application code, as Spring's SimpMessagingTemplate does.
 
-        Returns how many copies were sent. ValueError for a destination no
-        route serves; OverflowError when the queue or the broker is full."""
+        Safe to call from any thread (from another thread it waits for the
+        broker's loop to route the message). Returns how many copies were
+        sent. ValueError for a destination no route serves; OverflowError
+        when the queue or the broker is full; RuntimeError before the broker
+        has started or after it stopped."""
         if isinstance(body, str):
             body = body.encode()
             content_type = content_type or "text/plain;charset=utf-8"
+        return self.call_soon(self._publish_now, destination, body, content_type, tuple(headers))
+
+    def _publish_now(
+        self,
+        destination: str,
+        body: bytes,
+        content_type: str | None,
+        headers: tuple[tuple[str, str], ...],
+    ) -> int:
         deliveries = self.router.publish(destination, body, content_type, headers)
         self._perform(deliveries)
         return len(deliveries)
@@ -307,8 +358,10 @@ class Broker:
         state.io = link
         self._links[sid] = link
         try:
+            router = self.router
             async for event in session:
-                self._perform(self.router.handle(state, event))
+                router.now = anyio.current_time()
+                self._perform(router.handle(state, event))
                 if state.ended:
                     break
         finally:

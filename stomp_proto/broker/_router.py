@@ -54,7 +54,7 @@ import itertools
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .. import (
@@ -188,6 +188,14 @@ class Route(Protocol):
     """A family of destinations, chosen by prefix (see :meth:`Router.add_route`)."""
 
     prefix: str
+    #: True for a route that answers SENDs itself (application handlers): it
+    #: gets the whole frame through :meth:`receive` and owns its RECEIPT,
+    #: which it may send later (once a handler has run).
+    takes_receipts: bool
+
+    def receive(self, session: Session, event: Send) -> list[Post]:
+        """A SEND for a route with ``takes_receipts`` (its transaction, if it
+        had one, is committed)."""
 
     def bind(self, router: Router) -> None:
         """Called once, when the route is added."""
@@ -262,9 +270,13 @@ class _BaseRoute:
 
     prefix: str
     router: Router
+    takes_receipts = False
 
     def bind(self, router: Router) -> None:
         self.router = router
+
+    def receive(self, session: Session, event: Send) -> list[Post]:  # pragma: no cover
+        raise NotImplementedError
 
     def valid(self, destination: str) -> str | None:
         if len(destination) <= len(self.prefix):
@@ -463,6 +475,13 @@ class Router:
         self.authorize = authorize
         #: Bytes queued or held in transactions, against ``max_memory_bytes``.
         self.memory = 0
+        #: The time, as the runtime last said (the router reads no clock): what
+        #: routes with deadlines (a user's offline backlog) measure against.
+        self.now = 0.0
+        #: ``(session, event) -> event or None`` hooks run in order on every
+        #: client frame before it is applied; None drops the frame, raising
+        #: :class:`Refusal` refuses it with an ERROR.
+        self.inbound: list[Callable[[Session, Event], Event | None]] = []
         self.sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
         self.routes: list[Route] = []
@@ -486,6 +505,7 @@ class Router:
         }
         #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
         self.on_emit: Callable[[list[Post]], None] | None = None
+        self._receipt_taken = False
         self._handlers: dict[type[Event], Callable[[Session, Event], list[Post]]] = {
             Send: self._on_send,  # type: ignore[dict-item]
             Subscribe: self._on_subscribe,  # type: ignore[dict-item]
@@ -624,14 +644,22 @@ class Router:
         handler = self._handlers.get(type(event))
         if handler is None:
             return []  # CONNECT, heart-beats: the runtime's and the core's
+        self._receipt_taken = False
         try:
+            if self.inbound:
+                for hook in self.inbound:
+                    changed = hook(session, event)
+                    if changed is None:
+                        return []
+                    event = changed
+                handler = self._handlers[type(event)]
             out = handler(session, event)
         except (Refusal, OverflowError) as exc:
             self.stats["refused"] += 1
             session.ended = True
             return [(session, self.error(session, event, str(exc)))]
         receipt = event.receipt  # type: ignore[attr-defined]  # every handled type has one
-        if receipt is not None and type(event) is not Subscribe:
+        if receipt is not None and type(event) is not Subscribe and not self._receipt_taken:
             out.insert(0, (session, event.make_receipt()))
         return out
 
@@ -659,6 +687,9 @@ class Router:
         if event.transaction is not None:
             self._hold(session, event.transaction, event, self._size(event))
             return []
+        if route.takes_receipts:
+            self._receipt_taken = True
+            return route.receive(session, event)
         return self._publish(route, session, self._entry(event))
 
     def _on_subscribe(self, session: Session, event: Subscribe) -> list[Post]:
@@ -701,9 +732,10 @@ class Router:
             return []
         self.memory -= tx.size
         sends = [
-            (self._route_for(held.destination), self._entry(held))
+            (route, self._entry(held))
             for held in tx.frames
             if type(held) is Send
+            and not (route := self._route_for(held.destination)).takes_receipts
         ]
         # All or nothing: every SEND must fit before any is applied.
         by_route: dict[int, tuple[Route, list[Entry]]] = {}
@@ -716,6 +748,10 @@ class Router:
         sent = iter(sends)
         for held in tx.frames:
             if type(held) is Send:
+                target = self._route_for(held.destination)
+                if target.takes_receipts:  # its RECEIPT went out when it was held
+                    out += target.receive(session, replace(held, transaction=None, receipt=None))
+                    continue
                 route, entry = next(sent)
                 self.stats["published"] += 1
                 out += route.send(session, entry)

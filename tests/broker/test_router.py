@@ -301,6 +301,7 @@ class EchoRoute:
     """A route of an application's own: answers the sender on its subscription."""
 
     prefix = "/echo/"
+    takes_receipts = False
 
     def __init__(self) -> None:
         self.subs: dict[str, Subscription] = {}
@@ -314,6 +315,9 @@ class EchoRoute:
 
     def check_send(self, entries: list[Entry]) -> None:
         return None
+
+    def receive(self, session: Session, event: Send) -> list[Post]:  # pragma: no cover
+        raise AssertionError("takes_receipts is False")
 
     def send(self, session: Session | None, entry: Entry) -> list[Post]:
         if entry.destination == "/echo/later":
