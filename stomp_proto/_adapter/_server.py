@@ -41,6 +41,11 @@ from ._transport import StreamTransport, Transport
 __all__ = ["ServerSession", "serve"]
 
 log = logging.getLogger("stomp_proto.server")
+#: Long writes go out in pieces of this size, each one a sign that the peer reads.
+_CHUNK = 256 * 1024
+#: How long a dead peer's session may take to close (a write in flight, a
+#: WebSocket Close): it is not waited for beyond this.
+_DROP_TIMEOUT = 0.25
 
 
 class ServerSession:
@@ -52,7 +57,19 @@ class ServerSession:
     sessions without waiting on the slowest), :attr:`pending_bytes` says how
     far a client is behind, and :meth:`send` is :meth:`post` plus waiting
     until the bytes are written.
+
+    The writer is the only task that writes. The heart-beat timer never waits
+    for it: a heart-beat due while frames are queued or a write is in flight
+    is skipped (those bytes are traffic), and the peer's liveness is judged
+    without the writer, so a client that neither reads nor sends is dropped
+    on time however much is queued for it (issue 9, item 10). :meth:`abort`
+    drops the backlog and ends the session within a bounded time.
     """
+
+    #: Seconds the session waits for its last frames (a RECEIPT for
+    #: DISCONNECT, the ERROR for a protocol violation) to be written before
+    #: it closes anyway.
+    flush_timeout: float = 5.0
 
     def __init__(
         self,
@@ -74,15 +91,17 @@ class ServerSession:
         self.connect: Connect | None = None
         #: The protocol error that ended the session, if one did.
         self.error: ProtocolError | None = None
-        self._write_lock = anyio.Lock()
         self._reading = False
+        self._writing = False  # the writer is in transport.send()
+        self._beat = b""  # a heart-beat for the writer, when nothing else is queued
         self._closed = False
         self._outbox: list[bytes] = []
         self._pending = 0
         self._wake = anyio.Event()
         self._drained = anyio.Event()
         self._drained.set()
-        self._joined = isinstance(transport, StreamTransport)
+        self._joined = transport.joins_writes
+        self._error_posted = False  # an ERROR is queued: it is the last frame
         self._tick_wake = anyio.Event()
 
     @property
@@ -127,8 +146,7 @@ class ServerSession:
                 continue
             if event is PAUSED:
                 if self._closed or conn.state is not State.CONNECTING:
-                    await self.drain()
-                    await self.close()
+                    await self._flush_and_close()
                     return ConnectionClosed()
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
             if isinstance(event, Connect):
@@ -136,8 +154,7 @@ class ServerSession:
                 if self.connect_deadline is not None:
                     self._tick_wake.set()  # the CONNECT deadline is met
             if isinstance(event, ConnectionClosed):
-                await self.drain()  # the last RECEIPT or ERROR goes out first
-                await self.close()
+                await self._flush_and_close()  # the last RECEIPT or ERROR goes out first
             return event
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -163,6 +180,8 @@ class ServerSession:
         # has seen (from received data and timer calls), which only ever makes
         # a heart-beat come early, never late.
         data = self.conn.send(event)
+        if isinstance(event, Error):
+            self._error_posted = True
         if isinstance(event, Connected):
             self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
@@ -197,52 +216,46 @@ class ServerSession:
         if not self._closed:
             with contextlib.suppress(LocalProtocolError):
                 self.post(self.conn.error_for(exc))
+        await self._flush_and_close()
+
+    async def _flush_and_close(self) -> None:
+        with anyio.move_on_after(self.flush_timeout):
             await self.drain()
         await self.close()
 
     async def close(self) -> None:
+        """Close the connection now (what is still queued is not written)."""
+        await self._close()
+
+    async def _close(self, linger: float | None = None) -> None:
         if not self._closed:
             self._closed = True
             self._wake.set()
             self._drained.set()
             self._tick_wake.set()
-            await self.transport.aclose()
-
-    async def _writer(self) -> None:
-        """Write what is posted, a batch at a time; close after the last frame."""
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if self._closed:
-                return
-            batch, self._outbox = self._outbox, []
-            try:
-                async with self._write_lock:
-                    if self._joined:
-                        await self.transport.send(b"".join(batch))
-                    else:
-                        for data in batch:
-                            await self.transport.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                await self.close()
-                return
-            self._pending -= sum(map(len, batch))
-            if not self._outbox:
-                self._drained.set()
-                if self.conn.state is State.CLOSED:
-                    await self.close()
-                    return
+            await self.transport.aclose(error=self._error_posted, linger=linger)
 
     async def abort(self, error: Error | None = None, *, timeout: float = 1.0) -> None:
-        """End the session now: send ``error`` (if given) within ``timeout`` seconds, then close."""
+        """End the session now, whatever its backlog: a slow or stuck client, a policy.
+
+        What is queued and not yet being written is dropped (it stays counted
+        in :attr:`pending_bytes`: it was never written); ``error``, if given,
+        is queued alone behind the write in flight, and the connection is
+        closed once it is written or after ``timeout`` seconds, whichever is
+        first (the closing handshake of a WebSocket shares the same time).
+        A write blocked on a full socket does not hold it up.
+        """
         if self._closed:
             return
+        self._outbox.clear()
+        self._beat = b""
         if error is not None:
             with contextlib.suppress(LocalProtocolError):
                 self.post(error)
-        with anyio.move_on_after(timeout):
+        deadline = anyio.current_time() + timeout
+        with anyio.move_on_at(deadline):
             await self.drain()
-        await self.close()
+        await self._close(linger=max(0.0, deadline - anyio.current_time()))
 
     async def _connect_expired(self) -> None:
         timeout = self._connect_timeout
@@ -250,7 +263,58 @@ class ServerSession:
         server_log("connect timeout", logging.INFO, "%s from %s", text, self.peer)
         await self.abort(Error(message=text, content_type="text/plain", body=text.encode()))
 
+    async def _writer(self) -> None:
+        """Write what is posted, a batch at a time; close after the last frame."""
+        transport = self.transport
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            if self._closed:
+                return
+            batch, self._outbox = self._outbox, []
+            self._writing = True
+            try:
+                if batch:
+                    self._beat = b""  # the frames are traffic enough
+                    if self._joined:
+                        data = batch[0] if len(batch) == 1 else b"".join(batch)
+                        if len(data) <= _CHUNK:
+                            await transport.send(data)
+                        else:
+                            for start in range(0, len(data), _CHUNK):
+                                await transport.send(data[start : start + _CHUNK])
+                                self._progress()
+                    else:
+                        for data in batch:
+                            await transport.send(data)
+                            self._progress()
+                elif self._beat:
+                    beat, self._beat = self._beat, b""
+                    await transport.send(beat)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await self.close()
+                return
+            finally:
+                self._writing = False
+            if batch:
+                self._pending -= sum(map(len, batch))
+            if not self._outbox:
+                self._drained.set()
+                if self.conn.state is State.CLOSED:
+                    await self.close()
+                    return
+
+    def _progress(self) -> None:
+        """A part of a long write went out: the peer is reading, so it is alive.
+
+        Only needed while nobody reads the transport (then its heart-beats
+        would go unseen); the core counts it as "not our peer's silence".
+        """
+        if not self._reading:
+            self.conn.handle_timer(anyio.current_time(), reading=False)
+
     async def _tick(self) -> None:
+        """Sleep until the next deadline; never wait for the writer."""
         conn = self.conn
         while not self._closed:
             if self.connect_deadline is not None:
@@ -271,21 +335,24 @@ class ServerSession:
                 self._tick_wake = anyio.Event()
                 continue
             await anyio.sleep_until(deadline)
-            async with self._write_lock:
-                if self._closed:
-                    return
-                try:
-                    data = conn.handle_timer(anyio.current_time(), reading=self._reading)
-                except RemoteProtocolError as exc:
-                    self.error = exc
-                    await self.close()
-                    return
-                if data:
-                    try:
-                        await self.transport.send(data)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        await self.close()
-                        return
+            if self._closed:
+                return
+            # The peer's silence counts while we wait in receive() and also while
+            # a write to it is in flight: a peer that neither reads nor sends is
+            # dead, whatever we were doing. Only a pause of ours (the handler busy,
+            # nothing being written) is not held against it.
+            try:
+                beat = conn.handle_timer(
+                    anyio.current_time(), reading=self._reading or self._writing
+                )
+            except RemoteProtocolError as exc:
+                self.error = exc
+                server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
+                await self.abort(timeout=_DROP_TIMEOUT)
+                return
+            if beat and not self._writing and not self._outbox:
+                self._beat = beat
+                self._wake.set()
 
     async def _run(self, handler: Handler) -> None:
         """Run ``handler`` with the heart-beat and writer tasks beside it."""

@@ -27,17 +27,31 @@ _READ_SIZE = 65536
 
 
 class Transport(Protocol):
-    """What the client and server need from a byte transport."""
+    """What the client and server need from a byte transport.
+
+    ``joins_writes`` says whether one ``send()`` may carry several frames
+    (a byte stream: the server joins a batch into one write) or must carry
+    exactly one (WebSocket: one frame per message). ``aclose(error=True)``
+    says the session ended with an ERROR frame (WebSocket closes with 1002
+    instead of 1000); ``linger`` bounds how long a closing handshake may wait
+    for the peer (None: the transport's own default).
+    """
+
+    joins_writes: bool
 
     async def send(self, data: bytes) -> None: ...  # pragma: no cover
 
     async def receive(self) -> bytes: ...  # pragma: no cover
 
-    async def aclose(self) -> None: ...  # pragma: no cover
+    async def aclose(
+        self, *, error: bool = False, linger: float | None = None
+    ) -> None: ...  # pragma: no cover
 
 
 class StreamTransport:
     """STOMP over a TCP (or TLS) byte stream."""
+
+    joins_writes = True
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
@@ -51,13 +65,15 @@ class StreamTransport:
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             return b""
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:
         with anyio.CancelScope(shield=True):
             await self.stream.aclose()
 
 
 class WebSocketTransport:
     """STOMP over a WebSocket client connection (wsproto)."""
+
+    joins_writes = False
 
     def __init__(self, stream: anyio.abc.ByteStream, ws: object) -> None:
         self.stream = stream
@@ -142,7 +158,7 @@ class WebSocketTransport:
                 self._closed = True
         return self._pending.pop(0)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:
         from wsproto.events import CloseConnection
 
         with anyio.CancelScope(shield=True):

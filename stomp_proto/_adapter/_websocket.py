@@ -15,7 +15,8 @@ speaks WebSocket. What stompjs, RabbitMQ Web-STOMP and Spring agree on:
   invalid UTF-8 in a text message with 1007.
 * Each STOMP frame (and each heart-beat EOL) goes out as one message: text when
   it is valid UTF-8, binary otherwise (or always binary with ``binary=True``).
-* Close codes: 1000, or 1002 when the last frame sent was an ERROR. The server
+* Close codes: 1000, or 1002 when the session ended with an ERROR (the session
+  says so when it closes; the transport never reads the STOMP bytes). The server
   waits briefly for the client's Close reply before closing TCP, so that what
   was written last (the RECEIPT for DISCONNECT, an ERROR) is not lost to a reset.
 """
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["WebSocketServerTransport", "accept_websocket", "choose_subprotocol", "serve_websocket"]
 
 _READ_SIZE = 65536
-_ERROR_PREFIXES = (b"ERROR\n", b"ERROR\r\n")
 #: Close codes (RFC 6455 §7.4.1).
 NORMAL_CLOSURE = 1000
 PROTOCOL_ERROR = 1002
@@ -63,6 +63,8 @@ class WebSocketServerTransport:
     Made by :func:`accept_websocket`. ``request`` is the client's upgrade request
     (``target``, ``host``, ``extra_headers``); ``subprotocol`` is what was echoed.
     """
+
+    joins_writes = False
 
     def __init__(
         self,
@@ -123,8 +125,6 @@ class WebSocketServerTransport:
                 message = TextMessage(data=data.decode())
             except UnicodeDecodeError:
                 message = BytesMessage(data=data)
-        if data.strip(b"\r\n"):  # a frame, not a heart-beat
-            self.close_code = PROTOCOL_ERROR if data.startswith(_ERROR_PREFIXES) else NORMAL_CLOSURE
         await self._write(self.ws.send(message))
 
     async def receive(self) -> bytes:
@@ -179,8 +179,15 @@ class WebSocketServerTransport:
                     self._broken = True
                 self._peer_closed.set()
 
-    async def aclose(self) -> None:
-        """Close with :attr:`close_code`, wait up to ``close_timeout`` for the reply, close TCP."""
+    async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:
+        """Close with :attr:`close_code`, wait for the reply, close TCP.
+
+        ``error``: the session ended with an ERROR frame, so the code is 1002
+        unless the transport already chose one (1009, 1007, the client's). The
+        Close frame and its reply get ``linger`` seconds (default
+        ``close_timeout``); with a message half-written (a writer blocked on a
+        full socket) no Close can be framed, and TCP is closed at once.
+        """
         from wsproto.connection import ConnectionState
         from wsproto.events import CloseConnection
 
@@ -188,11 +195,14 @@ class WebSocketServerTransport:
             if self._stream_closed:
                 return
             self._done = True
-            if self.ws.state is ConnectionState.OPEN:
-                with contextlib.suppress(Exception):  # closing anyway
-                    await self._write(self.ws.send(CloseConnection(code=self.close_code)))
-            if self.ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
-                with anyio.move_on_after(self.close_timeout):
+            if error and self.close_code == NORMAL_CLOSURE:
+                self.close_code = PROTOCOL_ERROR
+            wait = self.close_timeout if linger is None else min(linger, self.close_timeout)
+            with anyio.move_on_after(wait):
+                if self.ws.state is ConnectionState.OPEN and not self._send_lock.locked():
+                    with contextlib.suppress(Exception):  # closing anyway
+                        await self._write(self.ws.send(CloseConnection(code=self.close_code)))
+                if self.ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
                     await self._await_close_reply()
             self._stream_closed = True
             await self.stream.aclose()
