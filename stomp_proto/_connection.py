@@ -79,6 +79,7 @@ PAUSED: Final = Sentinel.PAUSED
 _EVENT_TYPES: dict[str, type[Event]] = {cls.COMMAND: cls for cls in FRAME_EVENTS}
 _EVENT_TYPES["STOMP"] = Connect
 _NOT_LIVE = (State.CLOSED, State.ERROR)
+_IN_ERROR = "cannot send: the connection is in the ERROR state"
 _UNSAFE = str.maketrans({"\\": "/", "\r": " ", "\n": " "})
 
 
@@ -339,34 +340,20 @@ class _Connection:
 
         Raises:
             LocalProtocolError: the event is not legal now; the connection is
-                now in :attr:`State.ERROR`.
+                now in :attr:`State.ERROR`. :meth:`check` says so beforehand.
         """
         if now is not None:
             self._tick(now)
         if self._state is State.ERROR and not (
             self.role is Role.SERVER and isinstance(event, Error)
         ):
-            raise LocalProtocolError("cannot send: the connection is in the ERROR state")
+            raise LocalProtocolError(_IN_ERROR)
         try:
             if isinstance(event, ConnectionClosed):
                 self._set_state(State.CLOSED)
                 return b""
-            if isinstance(event, Heartbeat):
-                if self._state not in (State.CONNECTED, State.DISCONNECTING):
-                    raise LocalProtocolError(
-                        f"cannot send a heart-beat in state {self._state.name}"
-                    )
-                data = b"\n"
-            else:
-                if event.COMMAND not in self._own_commands:
-                    raise LocalProtocolError(
-                        f"a {self.role.value.lower()} cannot send {event.COMMAND}"
-                    )
-                version = self._version or self._pre_session_version(event)
-                frame = event.to_frame(version)
-                data = frame.serialize(
-                    version, content_length=getattr(event, "content_length", True)
-                )
+            data = self._encode(event)
+            if not isinstance(event, Heartbeat):
                 self._apply(event, self.role, LocalProtocolError)
         except LocalProtocolError as exc:
             self._enter_error(exc)
@@ -374,6 +361,48 @@ class _Connection:
         if self._timer is not None:
             self._timer.sent(self._clock if now is None else now)
         return data
+
+    def check(self, event: Event) -> ProtocolError | None:
+        """Say whether :meth:`send` would accept ``event`` now, without sending it.
+
+        Runs every check :meth:`send` runs (the state machine, subscriptions,
+        acks, transactions, receipts, limits, and whether the negotiated
+        version can write the frame: a body with NUL and no
+        ``content-length``, NACK in STOMP 1.0, a header value it cannot
+        represent...) and changes nothing: the connection stays out of the
+        ERROR state whatever the answer.
+
+        Returns:
+            None if ``send(event)`` would succeed now; otherwise the
+            :class:`LocalProtocolError` it would raise.
+
+        .. versionadded:: 0.2
+        """
+        if self._state is State.ERROR and not (
+            self.role is Role.SERVER and isinstance(event, Error)
+        ):
+            return LocalProtocolError(_IN_ERROR)
+        if isinstance(event, ConnectionClosed):
+            return None
+        try:
+            self._encode(event)
+            if not isinstance(event, Heartbeat):
+                self._check_move(event)
+        except LocalProtocolError as exc:
+            return exc
+        return None
+
+    def _encode(self, event: Event) -> bytes:
+        """The checks of :meth:`send` that come before the state machine; the bytes."""
+        if isinstance(event, Heartbeat):
+            if self._state not in (State.CONNECTED, State.DISCONNECTING):
+                raise LocalProtocolError(f"cannot send a heart-beat in state {self._state.name}")
+            return b"\n"
+        if event.COMMAND not in self._own_commands:
+            raise LocalProtocolError(f"a {self.role.value.lower()} cannot send {event.COMMAND}")
+        version = self._version or self._pre_session_version(event)
+        frame = event.to_frame(version)
+        return frame.serialize(version, content_length=getattr(event, "content_length", True))
 
     def _pre_session_version(self, event: Event) -> str:
         # Before CONNECTED only CONNECT, CONNECTED and ERROR can go out. CONNECT
@@ -435,11 +464,7 @@ class _Connection:
         new_state = moves.get(kind)
         receipt = getattr(event, "receipt", None) if kind._HAS_RECEIPT else None
         if new_state is None:
-            raise err(
-                f"{event.COMMAND} is not allowed from the {sender.value.lower()} "
-                f"in state {self._state.name}",
-                receipt_id=receipt,
-            )
+            raise self._not_allowed(event, sender, err, receipt)
         handler = _HANDLERS.get(kind)
         if handler is not None:
             new_state = handler(self, event, sender, err) or new_state
@@ -447,6 +472,62 @@ class _Connection:
             self._books.request_receipt(event, receipt, err)
         if new_state is not self._state:
             self._set_state(new_state)
+
+    def _check_move(self, event: Event) -> None:
+        """What :meth:`_apply` checks of an event we send, changing nothing."""
+        kind = type(event)
+        receipt = getattr(event, "receipt", None) if kind._HAS_RECEIPT else None
+        if kind not in self._own_moves:
+            raise self._not_allowed(event, self.role, LocalProtocolError, receipt)
+        checker = _CHECKS.get(kind)
+        if checker is not None:
+            checker(self, event)
+        if receipt is not None:
+            self._books.check_receipt(event, receipt, LocalProtocolError)
+
+    def _not_allowed(
+        self, event: Event, sender: Role, err: type[ProtocolError], receipt: str | None
+    ) -> ProtocolError:
+        return err(
+            f"{event.COMMAND} is not allowed from the {sender.value.lower()} "
+            f"in state {self._state.name}",
+            receipt_id=receipt,
+        )
+
+    # -- queries: the rules the core knows, for adapters and brokers -----------
+
+    def subscription_for(self, message: Message) -> str | None:
+        """The key of the active subscription ``message`` belongs to, or None.
+
+        The key is what :attr:`subscriptions` is keyed by (the SUBSCRIBE's
+        :attr:`~stomp_proto.Subscribe.subscription_key`): the MESSAGE's
+        ``subscription`` header; in STOMP 1.0, where a SUBSCRIBE may have no
+        ``id`` and its MESSAGEs no ``subscription``, the destination, or else
+        the only subscription when there is just one. None when no active
+        subscription matches (:meth:`send` would refuse such a MESSAGE from a
+        server, and :meth:`next_event` one received by a client, unless the
+        subscription just ended).
+
+        .. versionadded:: 0.2
+        """
+        return self._books.subscription_for(message)
+
+    def ack_key(self, event: Message | Ack | Nack) -> str | tuple[str, str] | None:
+        """The key that identifies the message ``event`` delivers or settles, or None.
+
+        The same for a MESSAGE and for the ACK or NACK that names it, in the
+        negotiated version's terms: STOMP 1.2, the MESSAGE's ``ack`` header
+        (the ACK's ``id``); 1.1, ``(message-id, subscription)``; 1.0,
+        ``message-id``. It is the key of :attr:`unacknowledged`. None before
+        the session is established, or when ``event`` lacks the headers the
+        version needs (a 1.2 MESSAGE of an ``auto`` subscription has no
+        ``ack``).
+
+        .. versionadded:: 0.2
+        """
+        if self._version is None:
+            return None
+        return self._books.ack_key(event)
 
     # Handlers: side effects of each frame. They return a state that overrides
     # the table's (DISCONNECT without receipt, the RECEIPT for DISCONNECT).
@@ -457,7 +538,7 @@ class _Connection:
     def _h_send(self, event: Send, sender: Role, err: type[ProtocolError]) -> None:
         self._books.check_transaction(event, event.transaction, err)
 
-    def _h_ack(self, event: Ack, sender: Role, err: type[ProtocolError]) -> None:
+    def _h_ack(self, event: Ack | Nack, sender: Role, err: type[ProtocolError]) -> None:
         self._books.check_transaction(event, event.transaction, err)
         self._books.acknowledge(event, err)
 
@@ -500,6 +581,46 @@ class _Connection:
     def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
         raise NotImplementedError
 
+    def _check_connect(self, event: Connect) -> None:
+        """Check a CONNECT we send (only a client can)."""
+
+    def _check_connected(self, event: Connected) -> None:
+        """Check a CONNECTED we send (only a server can)."""
+
+    # Checks of the events we send, for check(): each is the check half of the
+    # handler above (the books' check_* methods are what the handlers call).
+
+    def _c_message(self, event: Message) -> None:
+        self._books.check_deliver(event, LocalProtocolError, received=False)
+
+    def _c_send(self, event: Send) -> None:
+        self._books.check_transaction(event, event.transaction, LocalProtocolError)
+
+    def _c_ack(self, event: Ack | Nack) -> None:
+        self._books.check_transaction(event, event.transaction, LocalProtocolError)
+        self._books.check_acknowledge(event, LocalProtocolError)
+
+    def _c_subscribe(self, event: Subscribe) -> None:
+        self._books.check_subscribe(event, LocalProtocolError)
+
+    def _c_unsubscribe(self, event: Unsubscribe) -> None:
+        self._books.check_unsubscribe(event, LocalProtocolError)
+
+    def _c_begin(self, event: Begin) -> None:
+        self._books.check_begin(event, event.transaction, LocalProtocolError)
+
+    def _c_end(self, event: Commit | Abort) -> None:
+        self._books.check_transaction(event, event.transaction, LocalProtocolError)
+
+    def _c_receipt(self, event: Receipt) -> None:
+        self._books.check_answer(event.receipt_id, LocalProtocolError)
+
+    def _c_connect(self, event: Connect) -> None:
+        self._check_connect(event)
+
+    def _c_connected(self, event: Connected) -> None:
+        self._check_connected(event)
+
     def _start_session(
         self, version: str, client: tuple[int, int], server: tuple[int, int]
     ) -> None:
@@ -539,6 +660,22 @@ _HANDLERS: dict[type[Event], _Handler] = {
 }
 
 
+_CHECKS: dict[type[Event], Callable[[_Connection, Any], None]] = {
+    Message: _Connection._c_message,
+    Send: _Connection._c_send,
+    Ack: _Connection._c_ack,
+    Nack: _Connection._c_ack,
+    Subscribe: _Connection._c_subscribe,
+    Unsubscribe: _Connection._c_unsubscribe,
+    Begin: _Connection._c_begin,
+    Commit: _Connection._c_end,
+    Abort: _Connection._c_end,
+    Receipt: _Connection._c_receipt,
+    Connect: _Connection._c_connect,
+    Connected: _Connection._c_connected,
+}
+
+
 class ClientConnection(_Connection):
     """The client end of a STOMP connection.
 
@@ -557,10 +694,14 @@ class ClientConnection(_Connection):
     role = Role.CLIENT
     peer = Role.SERVER
 
-    def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
+    def _check_connect(self, event: Connect) -> None:
         unknown = [v for v in event.accept_version if v not in SUPPORTED_VERSIONS]
         if unknown:
-            raise err(f"CONNECT offers unsupported STOMP versions {unknown}")
+            raise LocalProtocolError(f"CONNECT offers unsupported STOMP versions {unknown}")
+
+    def _on_connect(self, event: Connect, err: type[ProtocolError]) -> None:
+        # Only ever our own CONNECT: a server's CONNECT is refused by the table.
+        self._check_connect(event)
         self._offered = event.accept_version or ("1.0",)
         self._client_beat = event.heart_beat
 
@@ -633,12 +774,16 @@ class ServerConnection(_Connection):
         self._agreed = common[-1]
         self._client_beat = event.heart_beat
 
-    def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
+    def _check_connected(self, event: Connected) -> None:
         if event.version != self._agreed:
-            raise err(
+            raise LocalProtocolError(
                 f"CONNECTED must name the negotiated version {self._agreed}, "
                 f"not {event.version[:20]!r}"
             )
+
+    def _on_connected(self, event: Connected, err: type[ProtocolError]) -> None:
+        # Only ever our own CONNECTED: a client's CONNECTED is refused by the table.
+        self._check_connected(event)
         self._start_session(event.version, self._client_beat, event.heart_beat)
 
     @property

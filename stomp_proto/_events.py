@@ -316,6 +316,19 @@ class Subscribe(Event):
     receipt: str | None = None
     headers: Headers = ()
 
+    @property
+    def subscription_key(self) -> str:
+        """The key the subscription is known by: its ``id``, else its ``destination``.
+
+        Only STOMP 1.0 allows a SUBSCRIBE without ``id``; such a subscription
+        is then known by its destination (what :attr:`ClientConnection.subscriptions
+        <stomp_proto.ClientConnection.subscriptions>` is keyed by, and what
+        :meth:`~stomp_proto.ClientConnection.subscription_for` returns).
+
+        .. versionadded:: 0.2
+        """
+        return self.destination if self.id is None else self.id
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unsubscribe(Event):
@@ -332,6 +345,17 @@ class Unsubscribe(Event):
     destination: str | None = None
     receipt: str | None = None
     headers: Headers = ()
+
+    @property
+    def subscription_key(self) -> str | None:
+        """The subscription this ends: its ``id``, else its ``destination`` (STOMP 1.0).
+
+        None when the frame has neither. 1.1 and 1.2 require ``id``; only a
+        1.0 session looks at ``destination``.
+
+        .. versionadded:: 0.2
+        """
+        return self.destination if self.id is None else self.id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,6 @@ our user sent the frame, RemoteProtocolError when the peer did.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 from ._errors import ProtocolError
 from ._events import Ack, Event, Message, Nack, Subscribe, Unsubscribe
@@ -34,7 +33,9 @@ ACK_MODES = {
     "1.2": frozenset({"auto", "client", "client-individual"}),
 }
 
-AckKey = Any  # str (1.0, 1.2) or (message-id, subscription) (1.1)
+#: How a version identifies a message: ``ack`` / ``id`` (1.2), ``message-id`` (1.0),
+#: or ``(message-id, subscription)`` (1.1).
+AckKey = str | tuple[str, str]
 
 # How many ids of ended subscriptions a client remembers, so that MESSAGE
 # frames the server sent before it processed our UNSUBSCRIBE are still
@@ -65,14 +66,14 @@ class Books:
         self.unacked: dict[str, dict[AckKey, None]] = {}
         #: ack key -> subscription key
         self.ack_owner: dict[AckKey, str] = {}
-        #: transaction id -> ACK/NACK events held until COMMIT
-        self.transactions: dict[str, list[Ack]] = {}
+        #: transaction id -> ack keys of the ACK/NACKs held until COMMIT
+        self.transactions: dict[str, list[AckKey]] = {}
         #: receipt id -> the event that asked for it
         self.receipts: dict[str, Event] = {}
 
     # -- receipts ------------------------------------------------------------
 
-    def request_receipt(self, event: Event, receipt: str, err: type[ProtocolError]) -> None:
+    def check_receipt(self, event: Event, receipt: str, err: type[ProtocolError]) -> None:
         if not receipt:
             raise err(f"{event.COMMAND} has an empty receipt header")
         if receipt in self.receipts:
@@ -82,17 +83,23 @@ class Books:
                 f"{event.COMMAND} would exceed the limit of {self.max_pending_receipts} "
                 f"pending receipts"
             )
+
+    def request_receipt(self, event: Event, receipt: str, err: type[ProtocolError]) -> None:
+        self.check_receipt(event, receipt, err)
         self.receipts[receipt] = event
 
-    def answer_receipt(self, receipt_id: str, err: type[ProtocolError]) -> Event:
-        event = self.receipts.pop(receipt_id, None)
-        if event is None:
+    def check_answer(self, receipt_id: str, err: type[ProtocolError]) -> None:
+        if receipt_id not in self.receipts:
             raise err(f"RECEIPT for receipt-id {receipt_id[:80]!r}, which no frame asked for")
-        return event
+
+    def answer_receipt(self, receipt_id: str, err: type[ProtocolError]) -> Event:
+        self.check_answer(receipt_id, err)
+        return self.receipts.pop(receipt_id)
 
     # -- subscriptions -------------------------------------------------------
 
-    def subscribe(self, event: Subscribe, err: type[ProtocolError]) -> None:
+    def check_subscribe(self, event: Subscribe, err: type[ProtocolError]) -> str:
+        """Check a SUBSCRIBE; return the key it will be booked under."""
         version = self.version
         if event.id is None and version != "1.0":
             raise err(
@@ -103,7 +110,7 @@ class Books:
                 f"SUBSCRIBE ack:{event.ack[:40]!r} is not an ack mode of STOMP {version}",
                 receipt_id=_receipt(event),
             )
-        key = event.id if event.id is not None else event.destination
+        key = event.subscription_key
         if key in self.subscriptions:
             raise err(f"SUBSCRIBE id {key[:80]!r} is already in use", receipt_id=_receipt(event))
         if len(self.subscriptions) >= self.max_subscriptions:
@@ -111,12 +118,14 @@ class Books:
                 f"SUBSCRIBE would exceed the limit of {self.max_subscriptions} subscriptions",
                 receipt_id=_receipt(event),
             )
-        self.subscriptions[key] = event.ack
+        return key
 
-    def unsubscribe(self, event: Unsubscribe, err: type[ProtocolError]) -> None:
-        key = event.id
-        if key is None and self.version == "1.0":
-            key = event.destination
+    def subscribe(self, event: Subscribe, err: type[ProtocolError]) -> None:
+        self.subscriptions[self.check_subscribe(event, err)] = event.ack
+
+    def check_unsubscribe(self, event: Unsubscribe, err: type[ProtocolError]) -> str:
+        """Check an UNSUBSCRIBE; return the key of the subscription it ends."""
+        key = event.id if self.version != "1.0" else event.subscription_key
         if key is None:
             need = "an id or destination" if self.version == "1.0" else "an id"
             raise err(f"UNSUBSCRIBE needs {need} header", receipt_id=_receipt(event))
@@ -124,6 +133,10 @@ class Books:
             raise err(
                 f"UNSUBSCRIBE names unknown subscription {key[:80]!r}", receipt_id=_receipt(event)
             )
+        return key
+
+    def unsubscribe(self, event: Unsubscribe, err: type[ProtocolError]) -> None:
+        key = self.check_unsubscribe(event, err)
         del self.subscriptions[key]
         self.ended.append(key)
         for ack_key in self.unacked.pop(key, {}):
@@ -131,44 +144,68 @@ class Books:
 
     # -- messages and acks ---------------------------------------------------
 
-    def deliver(self, event: Message, err: type[ProtocolError], *, received: bool) -> None:
-        """Check a MESSAGE against the subscriptions and remember its ack id.
+    def subscription_for(self, event: Message) -> str | None:
+        """The key of the active subscription ``event`` belongs to, or None.
 
-        ``received``: the MESSAGE came from the peer, so one for a subscription
-        we just ended may legitimately still be in flight.
+        By its ``subscription`` header; in 1.0, where a SUBSCRIBE without id
+        gets MESSAGEs without one, by its destination, or else the only
+        subscription when there is just one.
         """
         sub = event.subscription
-        version = self.version
         if sub is None:
-            if version != "1.0":
-                raise err(f"MESSAGE {event.message_id[:80]!r} has no subscription header")
-            # 1.0: a SUBSCRIBE without id gets MESSAGEs without subscription;
-            # find it by destination, as it was keyed.
+            if self.version != "1.0":
+                return None
             sub = event.destination
-        mode = self.subscriptions.get(sub)
-        if mode is None:
-            if received and event.subscription is not None and event.subscription in self.ended:
-                return  # in flight when we unsubscribed; no ack is owed
-            if event.subscription is None and len(self.subscriptions) == 1:
-                sub, mode = next(iter(self.subscriptions.items()))
-            else:
-                raise err(
-                    f"MESSAGE {event.message_id[:80]!r} is for subscription "
-                    f"{(event.subscription or event.destination)[:80]!r}, which is not active"
-                )
-        if mode == "auto":
-            return
+        if sub in self.subscriptions:
+            return sub
+        if event.subscription is None and len(self.subscriptions) == 1:
+            return next(iter(self.subscriptions))
+        return None
+
+    def ack_key(self, event: Message | Ack | Nack) -> AckKey | None:
+        """How the version identifies the message ``event`` delivers or settles, or None.
+
+        1.2: the MESSAGE's ``ack`` header, which the ACK echoes as ``id``;
+        1.1: ``(message-id, subscription)``; 1.0: ``message-id``. None when
+        the headers the version needs are missing.
+        """
+        version = self.version
         if version == "1.2":
-            if event.ack is None:
-                raise err(
-                    f"MESSAGE {event.message_id[:80]!r} on {mode} subscription {sub[:80]!r} "
-                    f"has no ack header"
-                )
-            key: AckKey = event.ack
-        elif version == "1.1":
-            key = (event.message_id, sub)
-        else:
-            key = event.message_id
+            return event.ack if isinstance(event, Message) else event.id
+        if version == "1.1":
+            if event.message_id is None or event.subscription is None:
+                return None
+            return (event.message_id, event.subscription)
+        return event.message_id
+
+    def check_deliver(
+        self, event: Message, err: type[ProtocolError], *, received: bool
+    ) -> tuple[str, AckKey] | None:
+        """Check a MESSAGE against the subscriptions.
+
+        Returns the subscription key and ack key to remember, or None when no
+        ack is owed. ``received``: the MESSAGE came from the peer, so one for
+        a subscription we just ended may legitimately still be in flight.
+        """
+        sub = self.subscription_for(event)
+        if sub is None:
+            if event.subscription is None and self.version != "1.0":
+                raise err(f"MESSAGE {event.message_id[:80]!r} has no subscription header")
+            if received and event.subscription is not None and event.subscription in self.ended:
+                return None  # in flight when we unsubscribed; no ack is owed
+            raise err(
+                f"MESSAGE {event.message_id[:80]!r} is for subscription "
+                f"{(event.subscription or event.destination)[:80]!r}, which is not active"
+            )
+        mode = self.subscriptions[sub]
+        if mode == "auto":
+            return None
+        key = self.ack_key(event)
+        if key is None:
+            raise err(
+                f"MESSAGE {event.message_id[:80]!r} on {mode} subscription {sub[:80]!r} "
+                f"has no ack header"
+            )
         if key in self.ack_owner:
             raise err(f"MESSAGE reuses ack id {str(key)[:80]!r}, which is still unacknowledged")
         if len(self.ack_owner) >= self.max_unacknowledged:
@@ -176,43 +213,48 @@ class Books:
                 f"MESSAGE would exceed the limit of {self.max_unacknowledged} "
                 f"unacknowledged messages"
             )
-        self.unacked.setdefault(sub, {})[key] = None
-        self.ack_owner[key] = sub
+        return sub, key
 
-    def acknowledge(self, event: Ack, err: type[ProtocolError]) -> None:
-        """Check an ACK/NACK; settle it now or, in a transaction, at COMMIT."""
+    def deliver(self, event: Message, err: type[ProtocolError], *, received: bool) -> None:
+        """Check a MESSAGE and remember its ack key, if an ack is owed."""
+        owed = self.check_deliver(event, err, received=received)
+        if owed is not None:
+            sub, key = owed
+            self.unacked.setdefault(sub, {})[key] = None
+            self.ack_owner[key] = sub
+
+    def check_acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> AckKey:
+        """Check an ACK/NACK; return the ack key it settles."""
         version = self.version
         command = event.COMMAND
         if isinstance(event, Nack) and version == "1.0":
             raise err("NACK does not exist in STOMP 1.0", receipt_id=_receipt(event))
-        key = self._ack_key(event, err)
+        key = self.ack_key(event)
+        if key is None:
+            if version == "1.2":
+                need = "an id header"
+            elif version == "1.1":
+                need = "message-id and subscription headers"
+            else:
+                need = "message-id headers"
+            raise err(f"{command} needs {need} in STOMP {version}", receipt_id=_receipt(event))
         if key not in self.ack_owner:
             raise err(
                 f"{command} for {str(key)[:80]!r}, which is not an unacknowledged message",
                 receipt_id=_receipt(event),
             )
+        return key
+
+    def acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> None:
+        """Check an ACK/NACK; settle it now or, in a transaction, at COMMIT.
+
+        Its transaction, if any, must have been checked (:meth:`check_transaction`).
+        """
+        key = self.check_acknowledge(event, err)
         if event.transaction is not None:
-            self._transaction(event, event.transaction, err).append(event)
+            self.transactions[event.transaction].append(key)
         else:
             self._settle(key)
-
-    def _ack_key(self, event: Ack, err: type[ProtocolError]) -> AckKey:
-        version = self.version
-        if version == "1.2":
-            if event.id is None:
-                raise err(
-                    f"{event.COMMAND} needs an id header in STOMP 1.2", receipt_id=_receipt(event)
-                )
-            return event.id
-        if event.message_id is None or (version == "1.1" and event.subscription is None):
-            need = "message-id and subscription" if version == "1.1" else "message-id"
-            raise err(
-                f"{event.COMMAND} needs {need} headers in STOMP {version}",
-                receipt_id=_receipt(event),
-            )
-        if version == "1.1":
-            return (event.message_id, event.subscription)
-        return event.message_id
 
     def _settle(self, key: AckKey) -> None:
         sub = self.ack_owner.get(key)
@@ -230,7 +272,7 @@ class Books:
 
     # -- transactions --------------------------------------------------------
 
-    def _transaction(self, event: Event, tx: str, err: type[ProtocolError]) -> list[Ack]:
+    def _transaction(self, event: Event, tx: str, err: type[ProtocolError]) -> list[AckKey]:
         held = self.transactions.get(tx)
         if held is None:
             raise err(
@@ -242,7 +284,7 @@ class Books:
         if tx is not None:
             self._transaction(event, tx, err)
 
-    def begin(self, event: Event, tx: str, err: type[ProtocolError]) -> None:
+    def check_begin(self, event: Event, tx: str, err: type[ProtocolError]) -> None:
         if tx in self.transactions:
             raise err(
                 f"BEGIN of transaction {tx[:80]!r}, which is already open",
@@ -253,14 +295,17 @@ class Books:
                 f"BEGIN would exceed the limit of {self.max_transactions} open transactions",
                 receipt_id=_receipt(event),
             )
+
+    def begin(self, event: Event, tx: str, err: type[ProtocolError]) -> None:
+        self.check_begin(event, tx, err)
         self.transactions[tx] = []
 
     def end(self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool) -> None:
         held = self._transaction(event, tx, err)
         del self.transactions[tx]
         if commit:
-            for ack in held:
-                self._settle(self._ack_key(ack, err))
+            for key in held:
+                self._settle(key)
 
 
 def _receipt(event: Event) -> str | None:

@@ -28,6 +28,7 @@ from stomp_proto import (
     Error,
     Event,
     Heartbeat,
+    LocalProtocolError,
     Message,
     Nack,
     ProtocolError,
@@ -151,3 +152,53 @@ def test_random_sequences_keep_the_invariant(
     pick: Callable[[Role], Conn] = lambda r: pair.client if r is Role.CLIENT else pair.server  # noqa: E731
     for event, sent_by_us, role in steps:
         _check(pick(role), event, sent_by_us=sent_by_us)
+
+
+# -- check(): the verdict of send(), without sending (issue 10) -------------------------
+
+
+def _books(conn: Conn) -> object:
+    return (
+        conn.state,
+        conn.version,
+        conn.subscriptions,
+        conn.transactions,
+        conn.pending_receipts,
+        conn.unacknowledged,
+        conn.next_deadline(),
+    )
+
+
+def _check_agrees_with_send(conn: Conn, event: Event) -> None:
+    before = _books(conn)
+    verdict = conn.check(event)
+    assert _books(conn) == before, "check() changed the connection"
+    if verdict is None:
+        conn.send(event)
+    else:
+        assert isinstance(verdict, LocalProtocolError)
+        with pytest.raises(LocalProtocolError) as info:
+            conn.send(event)
+        assert info.value.message == verdict.message
+
+
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.name)
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name)
+def test_check_says_what_send_would_do(role: Role, state: State, event: Event) -> None:
+    pair = _pair_in(state)
+    _check_agrees_with_send(pair.client if role is Role.CLIENT else pair.server, event)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(STATES),
+    st.lists(st.tuples(st.sampled_from(EVENTS), st.sampled_from(list(Role))), max_size=8),
+)
+def test_check_agrees_with_send_along_random_sequences(
+    state: State, steps: list[tuple[Event, Role]]
+) -> None:
+    pair = _pair_in(state)
+    for event, role in steps:
+        conn: Conn = pair.client if role is Role.CLIENT else pair.server
+        _check_agrees_with_send(conn, event)

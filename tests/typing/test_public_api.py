@@ -259,3 +259,23 @@ def test_errors() -> None:
     else:
         raise AssertionError("an empty destination was accepted")
     assert issubclass(RemoteProtocolError, ProtocolError)
+
+
+def test_queries() -> None:
+    """The core's queries (0.2): subscription keys, ack keys, non-fatal checks."""
+    assert_type(Subscribe(destination="/q").subscription_key, str)
+    assert_type(Unsubscribe(id="0").subscription_key, str | None)
+    client, server = _handshake()
+    server.receive_data(client.send(Subscribe(destination="/q", id="0", ack="client")))
+    assert isinstance(_next(server), Subscribe)
+    message = Message(destination="/q", message_id="m1", subscription="0", ack="a1")
+    assert_type(server.subscription_for(message), str | None)
+    assert_type(server.check(message), ProtocolError | None)
+    assert server.check(message) is None
+    client.receive_data(server.send(message))
+    assert isinstance(_next(client), Message)
+    assert_type(client.ack_key(message), str | tuple[str, str] | None)
+    assert_type(client.ack_key(message.make_ack()), str | tuple[str, str] | None)
+    assert_type(client.ack_key(message.make_nack()), str | tuple[str, str] | None)
+    assert client.ack_key(message) == client.ack_key(message.make_ack()) == "a1"
+    assert_type(Limits().max_connect_frame_size, int)
