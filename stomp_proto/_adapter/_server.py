@@ -40,7 +40,6 @@ from ._transport import StreamTransport, Transport
 
 __all__ = ["ServerSession", "serve"]
 
-log = logging.getLogger("stomp_proto.server")
 #: Long writes go out in pieces of this size, each one a sign that the peer reads.
 _CHUNK = 256 * 1024
 #: How long a dead peer's session may take to close (a write in flight, a
@@ -168,21 +167,24 @@ class ServerSession:
             yield event
 
     def post(self, event: Event) -> bool:
-        """Queue ``event`` to be written; return False if the session is closed.
+        """Queue ``event`` to be written; return False if it will never be.
 
         The core checks and serializes it now, so events leave in the order
         they were posted. After an ERROR or the RECEIPT for DISCONNECT, the
-        connection closes once everything queued is written.
+        connection closes once everything queued is written. One ERROR per
+        session: once an ERROR is posted it is the last frame, and every later
+        post() returns False (as it does once the session is closed).
         """
-        if self._closed:
+        if self._closed or self._error_posted:
             return False
         # No clock read per frame: the core stamps sends with the latest time it
         # has seen (from received data and timer calls), which only ever makes
         # a heart-beat come early, never late.
         data = self.conn.send(event)
-        if isinstance(event, Error):
+        kind = type(event)
+        if kind is Error:
             self._error_posted = True
-        if isinstance(event, Connected):
+        elif kind is Connected:
             self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
         self._pending += len(data)
@@ -213,6 +215,7 @@ class ServerSession:
 
     async def _fail(self, exc: RemoteProtocolError) -> None:
         self.error = exc
+        server_log("protocol error", logging.WARNING, "protocol error from %s: %s", self.peer, exc)
         if not self._closed:
             with contextlib.suppress(LocalProtocolError):
                 self.post(self.conn.error_for(exc))
@@ -363,7 +366,13 @@ class ServerSession:
                 await handler(self)
                 await self.drain()
             except Exception:  # one broken session must not take the listener down
-                log.exception("STOMP session handler failed (peer %s)", self.peer)
+                server_log(
+                    f"handler {handler!r}",
+                    logging.ERROR,
+                    "STOMP session handler failed (peer %s)",
+                    self.peer,
+                    exc_info=True,
+                )
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.close()
