@@ -13,9 +13,12 @@ The first input byte picks the scenario:
 
 Each side also reacts to what it receives, the same way in both runs, so that
 the fuzz input can reach deep states: the server answers every ``receipt`` and
-delivers one MESSAGE per new subscription; the client subscribes in all three
-ack modes, opens a transaction and asks for receipts before the fuzz bytes
-arrive, and ACKs (or NACKs) every MESSAGE that needs it.
+delivers one MESSAGE per new subscription (to the subscription the core says
+it belongs to: :meth:`~stomp_proto.ServerConnection.subscription_for`); the
+client subscribes in all three ack modes, opens a transaction and asks for
+receipts before the fuzz bytes arrive, and ACKs (or NACKs) every MESSAGE that
+needs it. Each reaction is sent only if
+:meth:`~stomp_proto.ServerConnection.check` allows it.
 
 The rest of the input is fed once in a single ``receive_data`` call and once one
 byte per call, then EOF. Both runs must produce the same events and either both
@@ -30,6 +33,7 @@ import the module to call :func:`check` directly.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from stomp_proto import (
@@ -105,41 +109,56 @@ class _Scenario:
         self.client.send(Send(destination="/queue/0", body=b"x", receipt="s0"))
 
     def react(self, event: Event) -> None:
-        """Send what a well-behaved peer application would send after ``event``."""
+        """Send what a well-behaved peer application would send after ``event``.
+
+        It asks the core what to name and whether it may send (the
+        subscription a MESSAGE belongs to, ``check()``) rather than guessing:
+        received frames may hold what cannot be written back (an empty
+        destination, a raw CR in 1.0 and 1.1, an empty receipt id).
+        """
         if self.is_client:
+            client = self.client
             if isinstance(event, Message):
-                key = event.subscription if event.subscription is not None else event.destination
-                mode = self.client.subscriptions.get(key)
-                ids = (event.ack or "") + event.message_id + (event.subscription or "")
-                if "\r" in ids and self.version != "1.2":
-                    return  # a raw CR cannot be written back in 1.0/1.1 (see below)
+                sub = client.subscription_for(event)
+                mode = None if sub is None else client.subscriptions[sub]
                 if mode in ("client", "client-individual"):
                     nack = mode == "client-individual" and self.delivered % 2 == 1
                     self.delivered += 1
-                    self.client.send(event.make_nack() if nack else event.make_ack())
+                    settle: Event = event.make_nack() if nack else event.make_ack()
+                    if client.check(settle) is None:
+                        client.send(settle)
             return
         server = self.server
-        # The MESSAGE goes to a fixed destination: a received SUBSCRIBE may name
-        # an empty destination (the parser only checks that the header is
-        # present, while Message() refuses an empty one), or one with a raw CR
-        # that 1.0 and 1.1 cannot write back.
         if isinstance(event, Subscribe):
             self.delivered += 1
-            server.send(
-                Message(
-                    destination="/fuzz",
-                    message_id=f"m{self.delivered}",
-                    subscription=event.id,
-                    ack=f"a{self.delivered}",
-                    body=b"hello",
-                )
-            )
+            message = self._message_for(event)
+            if message is not None and server.check(message) is None:
+                server.send(message)
         receipt = getattr(event, "receipt", None)
-        # Two receipt ids are accepted on input but cannot be answered: an
-        # empty one (make_receipt() refuses it) and, in 1.0 and 1.1, one with
-        # a raw CR (the serializer cannot write it back in those versions).
-        if receipt and not ("\r" in receipt and self.version != "1.2"):
-            server.send(event.make_receipt())
+        if receipt:  # (make_receipt() refuses an empty receipt id)
+            answer = event.make_receipt()
+            if server.check(answer) is None:
+                server.send(answer)
+
+    def _message_for(self, event: Subscribe) -> Message | None:
+        """A MESSAGE for the subscription ``event`` opened, or None if it is not active."""
+        server = self.server
+        key = event.subscription_key
+        if key not in server.subscriptions:
+            return None
+        message = Message(
+            destination=event.destination or "/fuzz",
+            message_id=f"m{self.delivered}",
+            subscription=event.id,
+            ack=f"a{self.delivered}",
+            body=b"hello",
+        )
+        if server.subscription_for(message) != key:
+            # STOMP 1.0 without id and several subscriptions: name the key, the
+            # way stomp-proto books such a subscription.
+            message = dataclasses.replace(message, subscription=key)
+        assert server.subscription_for(message) == key, (message, server.subscriptions)
+        return message
 
 
 def _run(config: int, chunks: list[bytes]) -> tuple[list[Event], str | None]:

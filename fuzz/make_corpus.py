@@ -105,6 +105,13 @@ SEEDS: dict[str, tuple[int, bytes]] = {
         V12 | 16,
         b"SEND\r\ndestination:/q/a\r\nx:" + b"y" * 229 + b"\r\n\r\n\0",
     ),
+    # Issue 9 item 19: a 1.0 server input with two SUBSCRIBEs without id; the
+    # harness's MESSAGE must name an active subscription (found after ~19,000 runs).
+    "regression-two-1.0-subscribes-without-id": (
+        _conn(V10, client=False),
+        b"SUBSCRIBE\ndestination: /qu\x0b\n\n\x00SUBSCRIBE\ndestination:1.0 /qu\x0b\n\n"
+        b"\r\x00\x00\x00\x00\nR\x00\n\n: ",
+    ),
 }
 
 
