@@ -1,0 +1,114 @@
+"""The release archives: what a user gets from ``pip install stomp-proto``.
+
+The sdist and wheel come from ``python -m build`` (the wheel built from the
+sdist). ``.ci/run`` builds them once, runs ``twine check`` on them and points
+``STOMP_PROTO_DIST`` at the folder; without that variable this file builds them
+itself into a temporary folder (``build`` is in the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import stomp_proto
+
+ROOT = Path(__file__).resolve().parent.parent
+LICENSE = (ROOT / "LICENSE").read_text(encoding="utf-8")
+PACKAGES = ("stomp_proto", "stomp_proto/_adapter", "stomp_proto/broker")
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("STOMP_PROTO_DIST")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out
+
+
+def _one(dist: Path, pattern: str) -> Path:
+    found = sorted(dist.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(_one(dist, "stomp_proto-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def sdist(dist: Path) -> tarfile.TarFile:
+    return tarfile.open(_one(dist, "stomp_proto-*.tar.gz"))
+
+
+@pytest.fixture(scope="module")
+def metadata(wheel: zipfile.ZipFile) -> email.message.Message:
+    (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    return email.message_from_bytes(wheel.read(name))
+
+
+def test_license_file_is_mit() -> None:
+    assert LICENSE.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the stomp-proto developers" in LICENSE
+    assert 'THE SOFTWARE IS PROVIDED "AS IS"' in LICENSE
+
+
+def test_wheel_carries_the_license_and_py_typed(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    (license_name,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel.read(license_name).decode() == LICENSE
+    assert "stomp_proto/py.typed" in names
+    for package in PACKAGES:
+        assert f"{package}/__init__.py" in names, package
+    # The library only: no tests, docs, benchmarks or fuzzers.
+    assert all(n.startswith(("stomp_proto/", "stomp_proto-")) for n in names), names
+
+
+def test_wheel_is_this_version(dist: Path) -> None:
+    wheel = _one(dist, "stomp_proto-*.whl").name
+    assert wheel == f"stomp_proto-{stomp_proto.__version__}-py3-none-any.whl"
+
+
+def test_metadata(metadata: email.message.Message, wheel: zipfile.ZipFile) -> None:
+    assert metadata["Name"] == "stomp-proto"
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["Requires-Python"] == ">=3.10"
+    assert metadata.get_all("Requires-Dist") is not None  # the extras' requirements
+    assert not [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    assert {"asyncio", "trio", "websocket", "broker"} <= set(metadata.get_all("Provides-Extra", []))
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
+    assert set(urls) == {"Homepage", "Documentation", "Source", "Issues", "Changelog"}
+    assert all(u.startswith("https://") for u in urls.values())
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        assert f"Programming Language :: Python :: {version}" in metadata.get_all("Classifier", [])
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "stomp-proto = stomp_proto.broker.__main__:cli" in wheel.read(entry_points).decode()
+
+
+def test_sdist_carries_the_license_and_sources(sdist: tarfile.TarFile) -> None:
+    names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for required in ("LICENSE", "README.md", "pyproject.toml", "stomp_proto/py.typed"):
+        assert required in names, required
+    for package in PACKAGES:
+        assert f"{package}/__init__.py" in names, package
+    license_member = sdist.extractfile(f"{sdist.getnames()[0].split('/')[0]}/LICENSE")
+    assert license_member is not None
+    assert license_member.read().decode() == LICENSE

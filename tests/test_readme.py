@@ -1,0 +1,210 @@
+"""README.md's code blocks run as written.
+
+Every fenced ``python`` block runs in a fresh interpreter, as a user who pasted
+it into a file would run it, and what its ``print(...)  # comment`` lines
+promise must be in its output (``...`` in a comment stands for anything).
+
+Ports, the one rewriting: a block that talks to ``stomp-proto broker`` names
+the broker's default ports as the literals ``61613`` (TCP) and ``15674``
+(WebSocket). So that the suite never depends on those ports being free, the
+test starts ``stomp-proto broker --tcp 127.0.0.1:P --ws 127.0.0.1:Q/ws`` on
+free loopback ports P and Q and replaces every ``61613`` with P and ``15674``
+with Q in the block before running it. A block that starts its own
+``Broker(...)`` gets the same replacement and no broker subprocess.
+
+Every ``sh`` line is in :data:`COMMANDS`, which says what the test does with it:
+run it, run the broker it starts and stop it with Ctrl-C (SIGINT), check that
+.ci/run runs the same test command, or check what it names without running it
+(installers). A new command in the README fails the test until it is listed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BIN = Path(sys.executable).parent
+
+#: The test command: the README's and the one .ci/run runs.
+TEST_COMMAND = "python -bb -m pytest --cov --cov-report=term-missing --cov-fail-under=100"
+
+#: Every sh line in the README (its comment stripped) -> what the test does with it.
+COMMANDS = {
+    "pip install -e '.[test]'": "extras",  # installs: check the extras it names exist
+    "bash .ci/install-peers": "file",  # installs Debian packages as root: check the script exists
+    "stomp-proto broker": "broker",  # runs until Ctrl-C: start it, connect, SIGINT, exit 0
+    "stomp-proto broker --help": "run",
+    "python -m stomp_proto": "run",
+    TEST_COMMAND: "ci",  # the whole suite: .ci/run must run this same line
+}
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", README, flags=re.MULTILINE | re.DOTALL)
+
+
+def sh_lines() -> list[str]:
+    lines = []
+    for block in blocks("sh"):
+        for line in block.splitlines():
+            command = line.split(" #", 1)[0].strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def script(name: str) -> str:
+    """A console script of the interpreter running the tests (its venv's, not PATH's)."""
+    found = shutil.which(name, path=str(BIN))
+    assert found, f"{name} is not installed beside {sys.executable}: pip install -e '.[test]'"
+    return found
+
+
+def argv(command: str) -> list[str]:
+    words = command.split()
+    if words[0] == "python":
+        return [sys.executable, *words[1:]]
+    return [script(words[0]), *words[1:]]
+
+
+@contextmanager
+def broker(command: str = "stomp-proto broker") -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """``command`` on free ports (``--tcp``/``--ws`` added), once both listeners are up."""
+    tcp, ws = free_port(), free_port()
+    proc = subprocess.Popen(
+        [*argv(command), "--tcp", f"127.0.0.1:{tcp}", "--ws", f"127.0.0.1:{ws}/ws"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        log = ""
+        deadline = time.monotonic() + 30
+        while "STOMP over WebSocket on" not in log:  # the broker's last startup line
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and proc.poll() is None, f"broker did not start: {log}"
+            if select.select([proc.stderr], [], [], remaining)[0]:
+                log += proc.stderr.readline()
+        yield proc, tcp, ws
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def promised(block: str) -> list[str]:
+    """The outputs the block's ``print(...)  # ...`` comments promise."""
+    return [
+        line.split("  # ", 1)[1].strip()
+        for line in block.splitlines()
+        if "print(" in line and "  # " in line
+    ]
+
+
+def shows(output: str, promise: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in promise.split("..."))
+    return any(re.fullmatch(pattern, line) for line in output.splitlines())
+
+
+def run_python(block: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "example.py"
+    path.write_text(block, encoding="utf-8")
+    # In a scratch directory, as a user would: stomp_proto comes from the install.
+    return subprocess.run(
+        [sys.executable, str(path)],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PYTHON_BLOCKS = blocks("python")
+
+
+def test_the_readme_has_the_blocks_this_file_runs() -> None:
+    assert len(PYTHON_BLOCKS) == 3  # sans-IO, asyncio, embedded broker
+    assert all(promised(block) for block in PYTHON_BLOCKS)
+    assert set(sh_lines()) == set(COMMANDS), "list a new README command in COMMANDS"
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_python_block_runs(index: int, tmp_path: Path) -> None:
+    block = PYTHON_BLOCKS[index]
+    assert "61613" in block, "a block names the broker's port as 61613, the default"
+    if "Broker(" in block:  # starts its own broker
+        tcp, ws = free_port(), free_port()
+        result = run_python(block.replace("61613", str(tcp)).replace("15674", str(ws)), tmp_path)
+    else:
+        with broker() as (_, tcp, ws):
+            result = run_python(
+                block.replace("61613", str(tcp)).replace("15674", str(ws)), tmp_path
+            )
+    assert result.returncode == 0, result.stderr
+    for promise in promised(block):
+        assert shows(result.stdout, promise), (promise, result.stdout)
+
+
+@pytest.mark.parametrize("command", [c for c, what in COMMANDS.items() if what == "run"])
+def test_command_runs(command: str) -> None:
+    result = subprocess.run(
+        argv(command), check=False, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    if command == "stomp-proto broker --help":
+        assert result.stdout.startswith("usage: stomp-proto broker")
+    if command == "python -m stomp_proto":
+        assert "client state: CLOSED, server state: CLOSED" in result.stdout
+
+
+def test_the_broker_command_serves_and_stops_on_ctrl_c() -> None:
+    with broker("stomp-proto broker") as (proc, tcp, _):
+        with socket.create_connection(("127.0.0.1", tcp), timeout=10) as sock:
+            sock.sendall(b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0")
+            assert sock.recv(65536).startswith(b"CONNECTED\n")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_install_commands_name_what_exists() -> None:
+    extras = importlib.metadata.metadata("stomp-proto").get_all("Provides-Extra") or []
+    for command, what in COMMANDS.items():
+        if what == "extras":
+            named = re.search(r"\.\[([\w,]+)\]", command)
+            assert named is not None
+            assert set(named.group(1).split(",")) <= set(extras), command
+        elif what == "file":
+            assert (ROOT / command.split()[-1]).is_file(), command
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert TEST_COMMAND in ci
+    assert os.access(ROOT / ".ci" / "run", os.R_OK)
