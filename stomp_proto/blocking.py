@@ -478,13 +478,13 @@ class Transaction:
             self.client._request(Abort(transaction=self.id), receipt)
 
     def _check(self) -> None:
-        if self.done:
-            raise RuntimeError(f"transaction {self.id!r} is already finished")
         if self._epoch != self.client._epoch:
-            self.done = True
+            self.done = True  # the broker aborted it when the connection ended
             raise ConnectionLost(
                 f"transaction {self.id!r} was aborted when its connection was lost"
             )
+        if self.done:
+            raise RuntimeError(f"transaction {self.id!r} is already finished")
 
     def __enter__(self) -> Transaction:
         return self
