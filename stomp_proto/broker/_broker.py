@@ -278,8 +278,12 @@ class Broker:
         if self._thread is None:
             raise RuntimeError("the broker is not running: start it first")
         if threading.get_ident() == self._thread:
-            return function(*args)
-        return anyio.from_thread.run_sync(function, *args, token=self._token)  # type: ignore[arg-type]
+            return self._on_loop(function, *args)
+        return anyio.from_thread.run_sync(self._on_loop, function, *args, token=self._token)  # type: ignore[arg-type]
+
+    def _on_loop(self, function: Callable[..., T], *args: object) -> T:
+        self.router.now = anyio.current_time()  # the router reads no clock: it is told
+        return function(*args)
 
     # -- application API ---------------------------------------------------------------
 
