@@ -543,7 +543,7 @@ class _Connection:
         self._books.acknowledge(event, err)
 
     def _h_subscribe(self, event: Subscribe, sender: Role, err: type[ProtocolError]) -> None:
-        self._books.subscribe(event, err)
+        self._books.subscribe(event, err, received=sender is not self.role)
 
     def _h_unsubscribe(self, event: Unsubscribe, sender: Role, err: type[ProtocolError]) -> None:
         self._books.unsubscribe(event, err)

@@ -26,7 +26,7 @@ from ._events import Ack, Event, Message, Nack, Subscribe, Unsubscribe
 
 __all__ = ["ACK_MODES", "Books"]
 
-#: Ack modes per version (1.0 has no client-individual).
+#: Ack modes per version (1.0 defines no client-individual; a server accepts it anyway).
 ACK_MODES = {
     "1.0": frozenset({"auto", "client"}),
     "1.1": frozenset({"auto", "client", "client-individual"}),
@@ -98,14 +98,23 @@ class Books:
 
     # -- subscriptions -------------------------------------------------------
 
-    def check_subscribe(self, event: Subscribe, err: type[ProtocolError]) -> str:
-        """Check a SUBSCRIBE; return the key it will be booked under."""
+    def check_subscribe(
+        self, event: Subscribe, err: type[ProtocolError], *, received: bool = False
+    ) -> str:
+        """Check a SUBSCRIBE; return the key it will be booked under.
+
+        ``received``: a server got it from its client. POLICY: a server
+        accepts ``ack:client-individual`` in STOMP 1.0 too, as RabbitMQ and
+        ActiveMQ do (stomp.py sends it with 1.0); a client never sends it.
+        """
         version = self.version
         if event.id is None and version != "1.0":
             raise err(
                 f"SUBSCRIBE needs an id header in STOMP {version}", receipt_id=_receipt(event)
             )
-        if event.ack not in ACK_MODES[version]:
+        if event.ack not in ACK_MODES[version] and not (
+            received and event.ack == "client-individual"
+        ):
             raise err(
                 f"SUBSCRIBE ack:{event.ack[:40]!r} is not an ack mode of STOMP {version}",
                 receipt_id=_receipt(event),
@@ -120,8 +129,8 @@ class Books:
             )
         return key
 
-    def subscribe(self, event: Subscribe, err: type[ProtocolError]) -> None:
-        self.subscriptions[self.check_subscribe(event, err)] = event.ack
+    def subscribe(self, event: Subscribe, err: type[ProtocolError], *, received: bool) -> None:
+        self.subscriptions[self.check_subscribe(event, err, received=received)] = event.ack
 
     def check_unsubscribe(self, event: Unsubscribe, err: type[ProtocolError]) -> str:
         """Check an UNSUBSCRIBE; return the key of the subscription it ends."""

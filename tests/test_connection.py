@@ -507,12 +507,53 @@ def test_duplicate_subscription_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "mode"), [("1.2", "bogus"), ("1.1", "Client"), ("1.0", "client-individual")]
+    ("version", "mode"), [("1.2", "bogus"), ("1.1", "Client"), ("1.0", "Client-individual")]
 )
 def test_bad_ack_mode(version: str, mode: str) -> None:
     server = connected_server(version)
     exc = remote_error(server, f"SUBSCRIBE\ndestination:/q\nid:0\nack:{mode}\n\n\x00".encode())
     assert f"ack:{mode!r} is not an ack mode of STOMP {version}" in exc.message
+
+
+# Issue 9 item 16: ack:client-individual on a 1.0 session. A server accepts it
+# (RabbitMQ and ActiveMQ do; stomp.py sends it); a client sends only 1.0 modes.
+# (It was the 1.0 case of test_bad_ack_mode, with the same message, on a server.)
+
+
+def test_a_1_0_client_does_not_send_client_individual() -> None:
+    pair = Pair().connect("1.0")
+    with pytest.raises(LocalProtocolError) as info:
+        pair.client.send(Subscribe(destination="/q", ack="client-individual"))
+    assert "ack:'client-individual' is not an ack mode of STOMP 1.0" in info.value.message
+
+
+def test_a_1_0_server_accepts_client_individual_and_acks_individually() -> None:
+    server = connected_server("1.0")
+    server.receive_data(b"SUBSCRIBE\ndestination:/q\nack:client-individual\n\n\x00")
+    (subscribe,) = drain(server)
+    assert isinstance(subscribe, Subscribe) and subscribe.ack == "client-individual"
+    assert server.subscriptions == {"/q": "client-individual"}
+    messages = [Message(destination="/q", message_id=f"m{n}") for n in range(1, 4)]
+    for message in messages:
+        server.send(message)
+    assert server.unacknowledged == {"/q": ["m1", "m2", "m3"]}
+    server.receive_data(b"ACK\nmessage-id:m2\n\n\x00")
+    assert [type(e) for e in drain(server)] == [Ack]
+    assert server.unacknowledged == {"/q": ["m1", "m3"]}  # not cumulative
+    server.receive_data(b"ACK\nmessage-id:m3\n\n\x00ACK\nmessage-id:m1\n\n\x00")
+    drain(server)
+    assert server.unacknowledged == {}
+    exc = remote_error(server, b"ACK\nmessage-id:m2\n\n\x00")
+    assert "not an unacknowledged message" in exc.message
+
+
+def test_a_1_0_server_still_refuses_nack_on_client_individual() -> None:
+    server = connected_server("1.0")
+    server.receive_data(b"SUBSCRIBE\ndestination:/q\nack:client-individual\n\n\x00")
+    drain(server)
+    server.send(Message(destination="/q", message_id="m1"))
+    exc = remote_error(server, b"NACK\nmessage-id:m1\n\n\x00")
+    assert exc.message == "NACK does not exist in STOMP 1.0"
 
 
 def test_subscription_limit() -> None:
