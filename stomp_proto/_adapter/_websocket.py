@@ -24,8 +24,9 @@ speaks WebSocket. What stompjs, RabbitMQ Web-STOMP and Spring agree on:
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl as _ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,6 +36,8 @@ from .. import SUPPORTED_VERSIONS, Limits
 from ._listener import listen
 from ._server import Handler, session_starter
 from ._transport import STOMP_SUBPROTOCOLS
+
+log = logging.getLogger("stomp_proto.server")
 
 if TYPE_CHECKING:
     from wsproto import WSConnection
@@ -226,12 +229,15 @@ async def accept_websocket(
     max_message_size: int,
     binary: bool | None = None,
     close_timeout: float = 2.0,
+    http: HttpHandler | None = None,
 ) -> WebSocketServerTransport | None:
     """Answer the HTTP/1.1 Upgrade request on ``stream``.
 
     Returns the transport, or None when the request was rejected (another path:
     404; not a WebSocket upgrade: 400) or the client went away; the caller then
-    closes ``stream``. Put a timeout around it.
+    closes ``stream``. Put a timeout around it. With ``http``, a plain GET or
+    HEAD request (no upgrade) is answered by ``http(target)``: a ``(status,
+    headers, body)`` triple, or None for 404; then the connection closes.
     """
     try:
         from wsproto import ConnectionType, WSConnection
@@ -242,17 +248,24 @@ async def accept_websocket(
             "STOMP over WebSocket needs: pip install 'stomp-proto[websocket]'"
         ) from exc
     ws = WSConnection(ConnectionType.SERVER)
+    head = b""
     while True:
         try:
             data = await stream.receive(_READ_SIZE)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             return None
+        if http is not None and len(head) < _MAX_HTTP_HEAD:
+            head += data
         try:
             ws.receive_data(data)
             events = list(ws.events())
         except RemoteProtocolError as exc:  # not HTTP, or not a WebSocket upgrade
             with contextlib.suppress(Exception):
-                await stream.send(ws.send(exc.event_hint or RejectConnection(status_code=400)))
+                response = _plain_http(head, http) if http is not None else None
+                if response is not None:
+                    await stream.send(response)
+                else:
+                    await stream.send(ws.send(exc.event_hint or RejectConnection(status_code=400)))
             return None
         for event in events:
             if not isinstance(event, Request):  # pragma: no cover - a server sees requests only
@@ -279,6 +292,40 @@ async def accept_websocket(
             )
 
 
+#: ``http(target) -> (status, headers, body)`` or None (404): plain HTTP GETs
+#: on a WebSocket listener (a page that opens the WebSocket, its scripts).
+HttpHandler = Callable[[str], tuple[int, Sequence[tuple[str, str]], bytes] | None]
+_MAX_HTTP_HEAD = 16384
+_REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    404: "Not Found",
+}
+
+
+def _plain_http(head: bytes, http: HttpHandler) -> bytes | None:
+    """The response to a plain (non-upgrade) GET/HEAD request, or None if it is not one."""
+    line, _, _ = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] not in (b"GET", b"HEAD") or not parts[2].startswith(b"HTTP/1."):
+        return None
+    target = parts[1].decode("latin-1")
+    try:
+        answer = http(target)
+    except Exception:
+        log.exception("HTTP handler failed for %r", target[:200])
+        answer = (500, [("content-type", "text/plain")], b"internal error")
+    if answer is None:
+        answer = (404, [("content-type", "text/plain")], b"not found")
+    status, headers, body = answer
+    out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}".encode()]
+    out += [f"{k}: {v}".encode("latin-1") for k, v in headers]
+    out += [f"content-length: {len(body)}".encode(), b"connection: close", b"", b""]
+    return b"\r\n".join(out) + (body if parts[0] == b"GET" else b"")
+
+
 async def serve_websocket(
     handler: Handler,
     host: str = "127.0.0.1",
@@ -295,9 +342,14 @@ async def serve_websocket(
     connect_timeout: float | None = 5.0,
     handshake_timeout: float = 10.0,
     close_timeout: float = 2.0,
+    http: HttpHandler | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve STOMP over WebSocket (``ws://host:port/path``; ``wss://`` with ``ssl``).
+
+    With ``http``, plain HTTP GETs on the same port are answered by it (see
+    :func:`accept_websocket`): how a page and the WebSocket it opens share
+    one address.
 
     ``await handler(session)`` runs per connection, as with :func:`serve`.
     ``max_message_size`` bounds one incoming WebSocket message (default: the
@@ -316,7 +368,12 @@ async def serve_websocket(
 
     async def upgrade(stream: anyio.abc.ByteStream) -> WebSocketServerTransport | None:
         return await accept_websocket(
-            stream, path=path, max_message_size=size, binary=binary, close_timeout=close_timeout
+            stream,
+            path=path,
+            max_message_size=size,
+            binary=binary,
+            close_timeout=close_timeout,
+            http=http,
         )
 
     await listen(

@@ -52,6 +52,7 @@ from .. import (
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
+from .._adapter._websocket import HttpHandler
 from ._router import Authorizer, Post, Route, Router, Session
 
 __all__ = ["Authenticator", "Broker"]
@@ -129,6 +130,9 @@ class Broker:
             ``/queue/`` (see :class:`~stomp_proto.broker.Router`).
         on_start: ``async def hook(broker)`` callables awaited, in order, once
             every listener is up (start background work with :meth:`spawn`).
+        http: ``http(target) -> (status, headers, body)`` or None (404):
+            answers plain HTTP GETs on the WebSocket listeners (the page that
+            opens the WebSocket, its scripts).
         inbound: ``(session, event) -> event or None`` hooks run on every
             client frame before the router applies it (see
             :attr:`Router.inbound <stomp_proto.broker.Router.inbound>`).
@@ -156,6 +160,7 @@ class Broker:
         routes: Iterable[Route] | None = None,
         on_start: Sequence[Callable[[Broker], Awaitable[None]]] = (),
         inbound: Sequence[Callable[[Session, Event], Event | None]] = (),
+        http: HttpHandler | None = None,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
@@ -192,6 +197,7 @@ class Broker:
         self._stopping = False
         self._log = _LogLimit()
         self.on_start = list(on_start)
+        self.http = http
         self.router.inbound.extend(inbound)
         self._token: object = None
         self._thread: int | None = None
@@ -222,7 +228,15 @@ class Broker:
                 log.info("STOMP over TCP on %s:%d", host, bound)
             for host, port, path in self.ws:
                 bound = await tg.start(
-                    partial(serve_websocket, self._session, host, port, path=path, **options)
+                    partial(
+                        serve_websocket,
+                        self._session,
+                        host,
+                        port,
+                        path=path,
+                        http=self.http,
+                        **options,
+                    )
                 )
                 self.addresses.append(("ws", host, bound))
                 log.info("STOMP over WebSocket on ws://%s:%d%s", host, bound, path)
