@@ -19,7 +19,7 @@ our user sent the frame, RemoteProtocolError when the peer did.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 
 from ._errors import ProtocolError
 from ._events import Ack, Event, Message, Nack, Subscribe, Unsubscribe
@@ -62,8 +62,11 @@ class Books:
         #: subscription key -> ack mode
         self.subscriptions: dict[str, str] = {}
         self.ended: deque[str] = deque(maxlen=_RECENTLY_ENDED)
-        #: subscription key -> {ack key: None}, in delivery order
-        self.unacked: dict[str, dict[AckKey, None]] = {}
+        #: subscription key -> {ack key: None}, in delivery order. An
+        #: OrderedDict: a cumulative ACK pops from the front in O(1) per message
+        #: it settles (a plain dict's front goes stale: each pop re-scans the
+        #: deleted slots, and copying the keys is O(unacknowledged) per ACK).
+        self.unacked: dict[str, OrderedDict[AckKey, None]] = {}
         #: ack key -> subscription key
         self.ack_owner: dict[AckKey, str] = {}
         #: transaction id -> ack keys of the ACK/NACKs held until COMMIT
@@ -229,7 +232,10 @@ class Books:
         owed = self.check_deliver(event, err, received=received)
         if owed is not None:
             sub, key = owed
-            self.unacked.setdefault(sub, {})[key] = None
+            pending = self.unacked.get(sub)
+            if pending is None:
+                pending = self.unacked[sub] = OrderedDict()
+            pending[key] = None
             self.ack_owner[key] = sub
 
     def check_acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> AckKey:
@@ -270,14 +276,18 @@ class Books:
         if sub is None:
             return  # settled meanwhile (a cumulative ACK, or twice in one transaction)
         pending = self.unacked[sub]
+        owner = self.ack_owner
         if self.subscriptions.get(sub) == "client":
-            keys = list(pending)
-            for earlier in keys[: keys.index(key) + 1]:
-                del pending[earlier]
-                del self.ack_owner[earlier]
+            # Cumulative: this message and every earlier one of the subscription,
+            # in O(messages settled), whatever is still unacknowledged after it.
+            while True:
+                earlier = pending.popitem(last=False)[0]
+                del owner[earlier]
+                if earlier == key:
+                    break
         else:
             del pending[key]
-            del self.ack_owner[key]
+            del owner[key]
 
     # -- transactions --------------------------------------------------------
 
