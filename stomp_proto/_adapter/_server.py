@@ -102,6 +102,7 @@ class ServerSession:
         self._joined = transport.joins_writes
         self._error_posted = False  # an ERROR is queued: it is the last frame
         self._tick_wake = anyio.Event()
+        self._tick_wakeups = 0  # how often the timer woke up (tests count them)
 
     @property
     def state(self) -> State:
@@ -317,9 +318,18 @@ class ServerSession:
             self.conn.handle_timer(anyio.current_time(), reading=False)
 
     async def _tick(self) -> None:
-        """Sleep until the next deadline; never wait for the writer."""
+        """Sleep until the next deadline; never wait for the writer.
+
+        No polling (issue 9, item 13): with no deadline the timer sleeps until
+        something moves one earlier, and only two things do: CONNECTED going
+        out (heart-beats start) and the CONNECT arriving (its deadline ends);
+        both set ``_tick_wake``, as closing does. Traffic only ever moves a
+        deadline later, so it wakes nobody: the timer wakes at the old deadline,
+        finds nothing due and sleeps again.
+        """
         conn = self.conn
         while not self._closed:
+            self._tick_wakeups += 1
             if self.connect_deadline is not None:
                 if conn.state is not State.AWAITING_CONNECT:
                     self.connect_deadline = None
@@ -333,8 +343,7 @@ class ServerSession:
                     continue
             deadline = conn.next_deadline()
             if deadline is None:
-                with anyio.move_on_after(0.5 if conn.state is not State.CLOSED else 3600):
-                    await self._tick_wake.wait()
+                await self._tick_wake.wait()
                 self._tick_wake = anyio.Event()
                 continue
             await anyio.sleep_until(deadline)
