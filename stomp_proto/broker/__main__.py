@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
 from .. import Limits
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 from ._broker import Broker
 
 log = logging.getLogger("stomp_proto.broker")
@@ -127,11 +132,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def build(args: argparse.Namespace) -> Broker:
+    return Broker(**options(args))
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Broker keyword arguments the command line's options say."""
     context = None
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-    return Broker(
+    return dict(
         tcp=[(h, p) for h, p, _ in (args.tcp or [("127.0.0.1", 61613, "")])],
         ws=[(h, p, path or "/ws") for h, p, path in (args.ws or [("127.0.0.1", 15674, "/ws")])],
         users=dict(args.user) if args.user else None,
@@ -164,22 +174,86 @@ async def run(broker: Broker) -> None:
     log.info("stopped")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    anyio.run(run, build(args))
+def serve_until_signalled(broker: Broker, level: str) -> int:
+    """Run ``broker`` until SIGINT/SIGTERM; a listener that cannot be opened
+    (a busy port, say) is one line on stderr and exit status 1."""
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        anyio.run(run, broker)
+    except (OSError, RuntimeError) as exc:
+        print(f"stomp-proto: {exc}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as group:  # raised from inside the listeners' task group
+        leaves = _leaves(group)
+        if leaves and all(isinstance(e, OSError | RuntimeError) for e in leaves):
+            print(f"stomp-proto: {leaves[0]}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return serve_until_signalled(build(args), args.log_level)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = parser()
+    p.prog = "stomp-proto run"
+    p.description = (
+        "Serve a STOMP application (a stomp_proto.app.StompApp) with the broker: "
+        "MODULE:ATTR names it, as uvicorn's module:app does."
+    )
+    p.add_argument("app", metavar="MODULE:ATTR", help="e.g. myproject.stomp:app")
+    return p
+
+
+def load_app(spec: str) -> Any:
+    """The object ``MODULE:ATTR`` names (a callable is called with no arguments)."""
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise SystemExit(f"stomp-proto run: expected MODULE:ATTR, got {spec!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # the current directory, as uvicorn and python -m do
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"stomp-proto run: cannot import {module_name!r}: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:  # noqa: PERF203 - a dotted name of a few parts
+            raise SystemExit(f"stomp-proto run: {module_name!r} has no {attr!r}") from None
+    if not hasattr(target, "broker") and callable(target):
+        try:
+            target = target()  # an application factory
+        except Exception as exc:
+            raise SystemExit(f"stomp-proto run: {spec} is not a StompApp ({exc})") from None
+    if not hasattr(target, "broker"):
+        raise SystemExit(f"stomp-proto run: {spec} is not a StompApp")
+    return target
+
+
+def run_app(argv: Sequence[str] | None = None) -> int:
+    """``stomp-proto run MODULE:ATTR [broker options]``."""
+    args = run_parser().parse_args(argv)
+    app = load_app(args.app)
+    return serve_until_signalled(app.broker(**options(args)), args.log_level)
+
+
 def cli(argv: Sequence[str] | None = None) -> int:
-    """The ``stomp-proto`` console script: ``stomp-proto broker [options]``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "broker":
-        print("usage: stomp-proto broker [options]   (stomp-proto broker --help)", file=sys.stderr)
-        return 2
-    return main(argv[1:])
+    """The ``stomp-proto`` console script (see :mod:`stomp_proto._cli`)."""
+    from .._cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
