@@ -959,7 +959,13 @@ class Client:
         with self._lock:
             subs = list(self._subscriptions.values())
         for sub in subs:
+            # (_request skips one that a concurrent subscribe() already sent.)
             self._request(dataclasses.replace(sub.event, receipt=None), receipt=False)
+
+    def _abandon(self, link: _Link) -> None:
+        """End ``link`` from any thread: the reader sees EOF and recovers or finishes."""
+        with contextlib.suppress(OSError):
+            link.sock.shutdown(socket.SHUT_RDWR)
 
     # -- requests --------------------------------------------------------------
 
@@ -995,21 +1001,28 @@ class Client:
             waiter = _Waiter()
         with self._lock:
             link = self._check_open()
+            if isinstance(event, Subscribe) and event.id in link.conn.subscriptions:
+                return None  # re-subscribed by a reconnect that overtook this call
             if waiter is not None:
                 self._receipts[receipt_id] = waiter
             try:
                 data = link.conn.send(event, self.clock())
-                link.sock.sendall(data)
             except LocalProtocolError:
                 # The core is now in its ERROR state: end this connection (the
                 # reconnect policy, if any, opens a fresh one) and tell the caller.
                 self._receipts.pop(receipt_id, None)
-                with contextlib.suppress(OSError):
-                    link.sock.shutdown(socket.SHUT_RDWR)
+                self._abandon(link)
                 raise
             except BaseException:
                 self._receipts.pop(receipt_id, None)
                 raise
+            try:
+                link.sock.sendall(data)
+            except OSError as exc:
+                # Part of a frame may be out: this connection cannot go on.
+                self._receipts.pop(receipt_id, None)
+                self._abandon(link)
+                raise ConnectionLost(f"transport failed while sending: {exc!r}") from exc
         if waiter is None:
             return None
         return self._wait(waiter, receipt_id, self.receipt_timeout if timeout is None else timeout)

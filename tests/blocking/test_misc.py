@@ -1,0 +1,129 @@
+"""The blocking client's edges: what it imports, its types, misuse, reprs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from stomp_proto import LocalProtocolError
+from stomp_proto.blocking import Client, ConnectionLost, ReceivedMessage
+
+from .conftest import BrokerThread
+from .test_client import client, dest
+
+
+def test_importing_it_needs_no_extra() -> None:
+    code = (
+        "import sys, stomp_proto.blocking\n"
+        "bad = {'anyio', 'asyncio', 'trio', 'wsproto'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mypy_strict_catches_misspelled_options(tmp_path: Path) -> None:
+    api = pytest.importorskip("mypy.api")
+    source = tmp_path / "user_code.py"
+    source.write_text(
+        textwrap.dedent(
+            """\
+            from stomp_proto import blocking
+
+            def main() -> None:
+                c = blocking.connect("localhost", 61613, pascode="x")  # line 4
+                c = blocking.connect("localhost", 61613, hearbeat=(1, 1))  # line 5
+                c.subscribe("/queue/a", ack="client_individual")  # line 6
+                c.send("/queue/a", 42)  # line 7
+                c.send("/queue/a", "ok", headers={"a": 1})  # line 8
+                sub = c.subscribe("/queue/a", ack="client-individual")
+                m = sub.get(timeout=1.0)
+                m.ack(receipt=True)
+                c.send("/queue/a", b"ok", headers=[("a", "b")], receipt="r-1")
+            """
+        )
+    )
+    out, _, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
+    )
+    assert status == 1, out
+    lines = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
+    assert lines == {4, 5, 6, 7, 8}, out
+
+
+def test_a_local_protocol_error_ends_the_connection(broker: BrokerThread) -> None:
+    queue = dest()
+    with client(broker) as c:
+        sub = c.subscribe(queue, ack="client-individual")
+        c.send(queue, b"x")
+        message = sub.get(timeout=5)
+        message.ack()
+        with pytest.raises(LocalProtocolError):
+            message.ack()  # the core refuses a second ACK of the same message
+        with pytest.raises(ConnectionLost):
+            sub.get(timeout=5)
+        assert c.closed
+
+
+def test_subscription_as_a_context_manager_unsubscribes(broker: BrokerThread) -> None:
+    queue = dest()
+    with client(broker) as c:
+        with c.subscribe(queue, ack="client") as sub:
+            assert sub.active
+            assert repr(sub) == f"<Subscription {sub.id!r} to {queue!r} ack=client>"
+        assert not sub.active
+        with pytest.raises(StopIteration):
+            sub.get()
+        sub.unsubscribe()  # twice is fine
+        c.send(queue, b"nobody listens", receipt=True)
+        with c.subscribe(queue) as again:
+            assert again.get(timeout=5).body == b"nobody listens"
+
+
+def test_disconnect_from_a_callback(broker: BrokerThread) -> None:
+    queue = dest()
+    done = threading.Event()
+    c = client(broker)
+
+    def on_message(message: ReceivedMessage) -> None:
+        c.disconnect()
+        done.set()
+
+    c.subscribe(queue, callback=on_message)
+    c.send(queue, b"stop")
+    assert done.wait(5)
+    assert c.closed
+    with pytest.raises(ConnectionLost):
+        c.send(queue, b"x")
+
+
+def test_transaction_objects_and_reprs(broker: BrokerThread) -> None:
+    queue = dest()
+    with client(broker) as c:
+        assert repr(c).endswith("connected>")
+        sub = c.subscribe(queue, ack="client-individual", id="mine")
+        assert sub.id == "mine" and sub.ack_mode == "client-individual"
+        with pytest.raises(ValueError, match="already in use"):
+            c.subscribe(queue, id="mine")
+        c.send(queue, b"a", receipt=True)
+        message = sub.get(timeout=5)
+        tx = c.transaction()
+        assert repr(tx) == f"<Transaction {tx.id!r}>"
+        message.ack(transaction=tx)
+        c.send(queue, b"b", transaction=tx)
+        tx.commit()
+        assert repr(tx).endswith(" done>")
+        again = sub.get(timeout=5)
+        assert again.body == b"b"
+        with c.transaction() as tx2:
+            tx2.nack(again)
+        assert sub.get(timeout=5).body == b"b"  # nacked: back it comes
+
+
+def test_client_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="buffer"):
+        Client(buffer=0)
