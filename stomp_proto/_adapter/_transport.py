@@ -11,13 +11,17 @@ STOMP parser, which sees one byte stream.
 
 from __future__ import annotations
 
-import contextlib
 import ssl as _ssl
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+
+from ._wsstream import INVALID_PAYLOAD, MESSAGE_TOO_BIG, WebSocketStream
+
+if TYPE_CHECKING:
+    from wsproto import WSConnection
 
 __all__ = ["STOMP_SUBPROTOCOLS", "Transport", "open_transport"]
 
@@ -70,19 +74,37 @@ class StreamTransport:
             await self.stream.aclose()
 
 
-class WebSocketTransport:
-    """STOMP over a WebSocket client connection (wsproto)."""
+class WebSocketTransport(WebSocketStream):
+    """STOMP over a WebSocket client connection (wsproto).
 
-    joins_writes = False
+    :meth:`open` does the handshake; from then on this is the
+    :class:`~._wsstream.WebSocketStream` both roles share (``max_message_size``
+    enforced, Pings answered, the Close handshake).
+    """
 
-    def __init__(self, stream: anyio.abc.ByteStream, ws: object) -> None:
-        self.stream = stream
-        self.ws = ws
+    def __init__(
+        self, stream: anyio.abc.ByteStream, ws: WSConnection, *, max_message_size: int
+    ) -> None:
+        super().__init__(stream, ws, max_message_size=max_message_size)
         self.subprotocol: str | None = None
-        #: Why we failed the connection, when we did.
-        self.failure: str | None = None
-        self._pending: list[bytes] = []
-        self._closed = False
+
+    @property
+    def failure(self) -> str | None:
+        """Why the connection failed at the WebSocket level, in words; None if it did not."""
+        code = self.framing_error
+        if code is None:
+            return None
+        if code == INVALID_PAYLOAD:
+            return (
+                "the server sent a WebSocket text message that is not valid UTF-8 "
+                "(a binary body; RabbitMQ needs web_stomp.ws_frame = binary)"
+            )
+        if code == MESSAGE_TOO_BIG:
+            return (
+                f"the server sent a WebSocket message larger than max_message_size "
+                f"({self.max_message_size} bytes)"
+            )
+        return f"WebSocket protocol error (close code {code})"
 
     @classmethod
     async def open(
@@ -96,7 +118,7 @@ class WebSocketTransport:
                 "STOMP over WebSocket needs: pip install 'stomp-proto[websocket]'"
             ) from exc
         ws = WSConnection(ConnectionType.CLIENT)
-        self = cls(stream, ws)
+        self = cls(stream, ws, max_message_size=max_message_size)
         await stream.send(
             ws.send(Request(host=host, target=path, subprotocols=list(STOMP_SUBPROTOCOLS)))
         )
@@ -113,60 +135,6 @@ class WebSocketTransport:
                 raise ConnectionError(
                     "the server closed the connection during the WebSocket handshake"
                 )
-
-    async def _read_raw(self) -> bytes:
-        try:
-            return await self.stream.receive(_READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return b""
-
-    async def send(self, data: bytes) -> None:
-        from wsproto.events import BytesMessage, TextMessage
-
-        message: TextMessage | BytesMessage
-        try:
-            message = TextMessage(data=data.decode())
-        except UnicodeDecodeError:
-            message = BytesMessage(data=data)
-        await self.stream.send(self.ws.send(message))  # type: ignore[attr-defined]
-
-    async def receive(self) -> bytes:
-        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-
-        while not self._pending:
-            if self._closed:
-                return b""
-            data = await self._read_raw()
-            self.ws.receive_data(data or None)  # type: ignore[attr-defined]
-            for event in self.ws.events():  # type: ignore[attr-defined]
-                if isinstance(event, TextMessage):
-                    self._pending.append(event.data.encode())
-                elif isinstance(event, BytesMessage):
-                    self._pending.append(bytes(event.data))
-                elif isinstance(event, Ping):
-                    await self.stream.send(self.ws.send(event.response()))  # type: ignore[attr-defined]
-                elif isinstance(event, CloseConnection):
-                    self._closed = True
-                    if event.code == 1007:  # we are failing the connection
-                        self.failure = (
-                            "the server sent a WebSocket text message that is not valid UTF-8 "
-                            "(a binary body; RabbitMQ needs web_stomp.ws_frame = binary)"
-                        )
-                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        await self.stream.send(self.ws.send(event.response()))  # type: ignore[attr-defined]
-            if not data:
-                self._closed = True
-        return self._pending.pop(0)
-
-    async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:
-        from wsproto.events import CloseConnection
-
-        with anyio.CancelScope(shield=True):
-            if not self._closed:
-                self._closed = True
-                with contextlib.suppress(Exception):  # closing anyway
-                    await self.stream.send(self.ws.send(CloseConnection(code=1000)))  # type: ignore[attr-defined]
-            await self.stream.aclose()
 
 
 async def open_transport(

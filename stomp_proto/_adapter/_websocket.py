@@ -36,6 +36,7 @@ from .. import SUPPORTED_VERSIONS, Limits
 from ._listener import listen
 from ._server import Handler, session_starter
 from ._transport import STOMP_SUBPROTOCOLS
+from ._wsstream import WebSocketStream
 
 log = logging.getLogger("stomp_proto.server")
 
@@ -46,10 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["WebSocketServerTransport", "accept_websocket", "choose_subprotocol", "serve_websocket"]
 
 _READ_SIZE = 65536
-#: Close codes (RFC 6455 §7.4.1).
-NORMAL_CLOSURE = 1000
-PROTOCOL_ERROR = 1002
-MESSAGE_TOO_BIG = 1009
 
 
 def choose_subprotocol(offered: Sequence[str]) -> str | None:
@@ -60,14 +57,12 @@ def choose_subprotocol(offered: Sequence[str]) -> str | None:
     return None
 
 
-class WebSocketServerTransport:
+class WebSocketServerTransport(WebSocketStream):
     """STOMP over the server end of an accepted WebSocket connection (wsproto).
 
     Made by :func:`accept_websocket`. ``request`` is the client's upgrade request
     (``target``, ``host``, ``extra_headers``); ``subprotocol`` is what was echoed.
     """
-
-    joins_writes = False
 
     def __init__(
         self,
@@ -80,146 +75,15 @@ class WebSocketServerTransport:
         binary: bool | None = None,
         close_timeout: float = 2.0,
     ) -> None:
-        self.stream = stream
-        self.ws = ws
+        super().__init__(
+            stream,
+            ws,
+            max_message_size=max_message_size,
+            binary=binary,
+            close_timeout=close_timeout,
+        )
         self.request = request
         self.subprotocol = subprotocol
-        self.max_message_size = max_message_size
-        self.binary = binary
-        self.close_timeout = close_timeout
-        #: The close code sent (or to be sent) to the client.
-        self.close_code = NORMAL_CLOSURE
-        self._pending: list[bytes] = []
-        self._message_size = 0
-        self._done = False  # no more input: the peer closed, or we decided to close
-        self._broken = False  # the peer broke WebSocket framing: don't wait for its Close
-        self._stream_closed = False
-        self._receiving = False
-        self._peer_closed = anyio.Event()
-        self._send_lock = anyio.Lock()
-
-    async def _write(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self.stream.send(data)
-
-    async def _read_raw(self) -> bytes:
-        self._receiving = True
-        try:
-            return await self.stream.receive(_READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return b""
-        finally:
-            self._receiving = False
-
-    async def send(self, data: bytes) -> None:
-        """Send ``data`` (one STOMP frame or heart-beat) as one WebSocket message."""
-        from wsproto.connection import ConnectionState
-        from wsproto.events import BytesMessage, TextMessage
-
-        if self._stream_closed:
-            raise anyio.ClosedResourceError
-        if self._done or self.ws.state is not ConnectionState.OPEN:
-            return  # closing: what the client would get after the Close is dropped
-        message: TextMessage | BytesMessage
-        if self.binary:
-            message = BytesMessage(data=data)
-        else:
-            try:
-                message = TextMessage(data=data.decode())
-            except UnicodeDecodeError:
-                message = BytesMessage(data=data)
-        await self._write(self.ws.send(message))
-
-    async def receive(self) -> bytes:
-        """The next STOMP bytes from the client; ``b""`` once the connection is closing."""
-        while not self._pending:
-            await self._handle_events()
-            if self._pending:
-                break
-            if self._done:
-                return b""
-            data = await self._read_raw()
-            if self._stream_closed:
-                self._done = True
-                continue
-            self.ws.receive_data(data or None)
-        return self._pending.pop(0)
-
-    async def _handle_events(self) -> None:
-        from wsproto.connection import ConnectionState
-        from wsproto.events import BytesMessage, CloseConnection, Message, Ping
-
-        ws = self.ws
-        for event in ws.events():
-            if self._done:
-                if isinstance(event, CloseConnection) and ws.state is ConnectionState.CLOSED:
-                    self._peer_closed.set()  # the reply to our Close, read for aclose()
-                continue
-            if isinstance(event, Message):
-                chunk = (
-                    bytes(event.data) if isinstance(event, BytesMessage) else event.data.encode()
-                )
-                self._message_size += len(chunk)
-                if self._message_size > self.max_message_size:
-                    self.close_code = MESSAGE_TOO_BIG
-                    self._done = True
-                    continue
-                if event.message_finished:
-                    self._message_size = 0
-                if chunk:
-                    self._pending.append(chunk)
-            elif isinstance(event, Ping):
-                with contextlib.suppress(Exception):  # the connection may be going away
-                    await self._write(ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                self._done = True
-                if ws.state is ConnectionState.REMOTE_CLOSING:  # the client closes: reply
-                    self.close_code = event.code
-                    with contextlib.suppress(Exception):
-                        await self._write(ws.send(event.response()))
-                elif ws.state is ConnectionState.OPEN:  # wsproto found bad framing (1002, 1007)
-                    self.close_code = event.code
-                    self._broken = True
-                self._peer_closed.set()
-
-    async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:
-        """Close with :attr:`close_code`, wait for the reply, close TCP.
-
-        ``error``: the session ended with an ERROR frame, so the code is 1002
-        unless the transport already chose one (1009, 1007, the client's). The
-        Close frame and its reply get ``linger`` seconds (default
-        ``close_timeout``); with a message half-written (a writer blocked on a
-        full socket) no Close can be framed, and TCP is closed at once.
-        """
-        from wsproto.connection import ConnectionState
-        from wsproto.events import CloseConnection
-
-        with anyio.CancelScope(shield=True):
-            if self._stream_closed:
-                return
-            self._done = True
-            if error and self.close_code == NORMAL_CLOSURE:
-                self.close_code = PROTOCOL_ERROR
-            wait = self.close_timeout if linger is None else min(linger, self.close_timeout)
-            with anyio.move_on_after(wait):
-                if self.ws.state is ConnectionState.OPEN and not self._send_lock.locked():
-                    with contextlib.suppress(Exception):  # closing anyway
-                        await self._write(self.ws.send(CloseConnection(code=self.close_code)))
-                if self.ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
-                    await self._await_close_reply()
-            self._stream_closed = True
-            await self.stream.aclose()
-
-    async def _await_close_reply(self) -> None:
-        if self._receiving:  # another task is reading and will see the reply
-            await self._peer_closed.wait()
-            return
-        while not self._peer_closed.is_set():
-            data = await self._read_raw()
-            if not data:
-                return
-            self.ws.receive_data(data)
-            await self._handle_events()
 
 
 async def accept_websocket(

@@ -569,3 +569,47 @@ async def test_wss_round_trip(start: Start, tmp_path: Any) -> None:
     transport = server.sessions[0].transport
     assert isinstance(transport, WebSocketServerTransport)
     assert transport.close_code == 1000
+
+
+# -- the client's side of the shared WebSocket stream -------------------------------------------
+
+
+async def test_client_enforces_max_message_size(anyio_backend: str) -> None:
+    from stomp_proto import Limits, Message, Subscribe
+    from stomp_proto.asyncio import ConnectionLost
+
+    async def big(session: ServerSession) -> None:
+        await session.next_event()
+        await session.accept()
+        async for event in session:
+            if isinstance(event, Subscribe):
+                await session.send(event.make_receipt())
+                body = b"y" * 20_000  # a message bigger than the client allows
+                await session.send(
+                    Message(destination="/q", message_id="1", subscription=event.id, body=body)
+                )
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            lambda task_status: serve_websocket(big, "127.0.0.1", 0, task_status=task_status)
+        )
+        limits = Limits(max_header_size=1000, max_body_size=5000)
+        async with connect(f"ws://127.0.0.1:{port}/ws", limits=limits) as client:
+            sub = await client.subscribe("/q")
+            with anyio.fail_after(5), pytest.raises(ConnectionLost, match="max_message_size"):
+                await sub.get()
+        tg.cancel_scope.cancel()
+
+
+async def test_client_close_is_a_handshake(start: Start) -> None:
+    """The client closes with 1000 and the server sees a clean close (its reply is read)."""
+    server = await start()
+    async with connect(f"ws://127.0.0.1:{server.port}/ws") as client:
+        await client.send("/queue/a", "x", receipt=True)
+    transport = server.sessions[0].transport
+    assert isinstance(transport, WebSocketServerTransport)
+    with anyio.fail_after(5):
+        while not server.sessions[0].closed:
+            await anyio.sleep(0.01)
+    assert transport.close_code == 1000
+    assert transport.framing_error is None
