@@ -9,12 +9,21 @@ later repeats of a typed header, which STOMP 1.2 keeps only as history) stay
 in ``headers`` in wire order. ``content-length`` is never a field: it is
 derived from ``body`` when serializing.
 
+Each header's wire name is declared once, in its field's metadata
+(``field(metadata=header("content-type"))``); the tables the serializer, the
+validation and the compiled ``_from_frame`` builders use are derived from the
+dataclass fields. Commands that share fields are siblings over a private base
+(:class:`Ack` and :class:`Nack`; :class:`Begin`, :class:`Commit` and
+:class:`Abort`), as h11's responses are over ``_ResponseBase``: no event is an
+instance of another command's class.
+
 Events built by users are validated on construction; events the parser
 builds skip that step (h11's fast path), since the frame was already checked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
@@ -45,6 +54,20 @@ __all__ = [
 Headers = tuple[tuple[str, str], ...]
 _new = object.__new__
 _set = object.__setattr__
+_SAME = object()
+
+
+def header(wire: str, *, parsed_default: object = _SAME) -> dict[str, object]:
+    """The metadata of a field that holds the header called ``wire``.
+
+    Written ``field(metadata=header("content-type"))``; the field's own
+    default applies when a parsed frame lacks the header, unless
+    ``parsed_default`` says otherwise (a CONNECTED without ``version`` is
+    STOMP 1.0). A field without a default is a header the frame requires.
+    """
+    if parsed_default is _SAME:
+        return {"header": wire}
+    return {"header": wire, "parsed_default": parsed_default}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,26 +79,19 @@ class Event:
 
     #: The STOMP command this event stands for ("" for Heartbeat/ConnectionClosed).
     COMMAND: ClassVar[str] = ""
+    # Derived from the fields by _derive() (the wire names are declared once,
+    # in each field's metadata; see header()):
     # (wire name, attribute) of the typed string headers, in the order written.
     _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
     # Attributes that must be present (in a parsed frame) and non-empty.
     _REQUIRED: ClassVar[tuple[str, ...]] = ()
-    _DEFAULTS: ClassVar[dict[str, str]] = {}
+    # (attribute, value when a parsed frame lacks the header), per _FIELDS.
+    _SLOTS: ClassVar[tuple[tuple[str, str | None], ...]] = ()
+    # wire name -> attribute, plus content-length -> "" (derived from the body).
+    _WIRE: ClassVar[dict[str, str]] = {}
     _HAS_BODY: ClassVar[bool] = False
     _HAS_RECEIPT: ClassVar[bool] = False
-    _WIRE: ClassVar[dict[str, str]] = {}
-    _SLOTS: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     _CONVERTS: ClassVar[bool] = False
-
-    def __init_subclass__(cls) -> None:
-        # No super() call: slots=True rebuilds the class, which breaks the
-        # zero-argument form, and object.__init_subclass__ does nothing.
-        wire = dict(cls._FIELDS)
-        wire["content-length"] = ""  # derived from the body; never kept
-        cls._WIRE = wire
-        cls._HAS_RECEIPT = "receipt" in wire
-        cls._SLOTS = tuple((attr, cls._DEFAULTS.get(attr)) for _, attr in cls._FIELDS)
-        cls._CONVERTS = cls._convert is not Event._convert
 
     def __post_init__(self) -> None:
         for wire, attr in self._FIELDS:
@@ -206,16 +222,11 @@ class Connect(Event):
     """
 
     COMMAND: ClassVar[str] = "CONNECT"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("host", "host"),
-        ("login", "login"),
-        ("passcode", "passcode"),
-    )
 
     accept_version: tuple[str, ...] = ("1.0", "1.1", "1.2")
-    host: str | None = None
-    login: str | None = None
-    passcode: str | None = None
+    host: str | None = field(default=None, metadata=header("host"))
+    login: str | None = field(default=None, metadata=header("login"))
+    passcode: str | None = field(default=None, metadata=header("passcode"))
     heart_beat: tuple[int, int] = (0, 0)
     stomp: bool = False
     headers: Headers = ()
@@ -271,20 +282,12 @@ class Send(Event):
     """
 
     COMMAND: ClassVar[str] = "SEND"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("destination", "destination"),
-        ("content-type", "content_type"),
-        ("transaction", "transaction"),
-        ("receipt", "receipt"),
-    )
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination",)
-    _HAS_BODY: ClassVar[bool] = True
 
-    destination: str
+    destination: str = field(metadata=header("destination"))
     body: bytes = b""
-    content_type: str | None = None
-    transaction: str | None = None
-    receipt: str | None = None
+    content_type: str | None = field(default=None, metadata=header("content-type"))
+    transaction: str | None = field(default=None, metadata=header("transaction"))
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
     content_length: bool = field(default=True, compare=False)
 
@@ -301,19 +304,11 @@ class Subscribe(Event):
     """
 
     COMMAND: ClassVar[str] = "SUBSCRIBE"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("destination", "destination"),
-        ("id", "id"),
-        ("ack", "ack"),
-        ("receipt", "receipt"),
-    )
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination",)
-    _DEFAULTS: ClassVar[dict[str, str]] = {"ack": "auto"}
 
-    destination: str
-    id: str | None = None
-    ack: str = "auto"
-    receipt: str | None = None
+    destination: str = field(metadata=header("destination"))
+    id: str | None = field(default=None, metadata=header("id"))
+    ack: str = field(default="auto", metadata=header("ack"))
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
 
     @property
@@ -335,15 +330,10 @@ class Unsubscribe(Event):
     """UNSUBSCRIBE subscription ``id`` (STOMP 1.0 also allows ``destination``)."""
 
     COMMAND: ClassVar[str] = "UNSUBSCRIBE"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("id", "id"),
-        ("destination", "destination"),
-        ("receipt", "receipt"),
-    )
 
-    id: str | None = None
-    destination: str | None = None
-    receipt: str | None = None
+    id: str | None = field(default=None, metadata=header("id"))
+    destination: str | None = field(default=None, metadata=header("destination"))
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
 
     @property
@@ -359,29 +349,19 @@ class Unsubscribe(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ack(Event):
-    """ACK a message.
+class _AckBase(Event):
+    """What ACK and NACK share: how they identify a message (not public).
 
-    STOMP identifies the message differently per version: 1.2 by ``id`` (the
-    MESSAGE's ``ack`` header), 1.1 by ``message_id`` and ``subscription``,
-    1.0 by ``message_id``. :meth:`Message.make_ack` fills all three and the
-    connection writes the ones its version needs.
+    :class:`Ack` and :class:`Nack` are siblings over this base, as h11's
+    Response and InformationalResponse are over ``_ResponseBase``, so that
+    ``isinstance(event, Ack)`` is never true of a NACK.
     """
 
-    COMMAND: ClassVar[str] = "ACK"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("id", "id"),
-        ("message-id", "message_id"),
-        ("subscription", "subscription"),
-        ("transaction", "transaction"),
-        ("receipt", "receipt"),
-    )
-
-    id: str | None = None
-    message_id: str | None = None
-    subscription: str | None = None
-    transaction: str | None = None
-    receipt: str | None = None
+    id: str | None = field(default=None, metadata=header("id"))
+    message_id: str | None = field(default=None, metadata=header("message-id"))
+    subscription: str | None = field(default=None, metadata=header("subscription"))
+    transaction: str | None = field(default=None, metadata=header("transaction"))
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
 
     def _frame_headers(self, version: str) -> list[tuple[str, str]]:
@@ -408,38 +388,71 @@ class Ack(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Nack(Ack):
-    """NACK a message (STOMP 1.1+); identified like :class:`Ack`."""
+class Ack(_AckBase):
+    """ACK a message.
+
+    STOMP identifies the message differently per version: 1.2 by ``id`` (the
+    MESSAGE's ``ack`` header), 1.1 by ``message_id`` and ``subscription``,
+    1.0 by ``message_id``. :meth:`Message.make_ack` fills all three and the
+    connection writes the ones its version needs.
+
+    .. versionchanged:: 0.2
+       :class:`Nack` is no longer a subclass.
+    """
+
+    COMMAND: ClassVar[str] = "ACK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nack(_AckBase):
+    """NACK a message (STOMP 1.1+); identified like :class:`Ack`.
+
+    .. versionchanged:: 0.2
+       No longer a subclass of :class:`Ack` (``isinstance(event, Ack)`` is
+       false for a NACK; test ``isinstance(event, (Ack, Nack))`` for both).
+    """
 
     COMMAND: ClassVar[str] = "NACK"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Begin(Event):
-    """BEGIN transaction ``transaction``."""
+class _TransactionBase(Event):
+    """What BEGIN, COMMIT and ABORT share (not public); they are siblings over it."""
 
-    COMMAND: ClassVar[str] = "BEGIN"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("transaction", "transaction"),
-        ("receipt", "receipt"),
-    )
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("transaction",)
-
-    transaction: str
-    receipt: str | None = None
+    transaction: str = field(metadata=header("transaction"))
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Commit(Begin):
-    """COMMIT transaction ``transaction``."""
+class Begin(_TransactionBase):
+    """BEGIN transaction ``transaction``.
+
+    .. versionchanged:: 0.2
+       :class:`Commit` and :class:`Abort` are no longer subclasses.
+    """
+
+    COMMAND: ClassVar[str] = "BEGIN"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Commit(_TransactionBase):
+    """COMMIT transaction ``transaction``.
+
+    .. versionchanged:: 0.2
+       No longer a subclass of :class:`Begin`.
+    """
 
     COMMAND: ClassVar[str] = "COMMIT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Abort(Begin):
-    """ABORT transaction ``transaction``."""
+class Abort(_TransactionBase):
+    """ABORT transaction ``transaction``.
+
+    .. versionchanged:: 0.2
+       No longer a subclass of :class:`Begin`.
+    """
 
     COMMAND: ClassVar[str] = "ABORT"
 
@@ -449,9 +462,8 @@ class Disconnect(Event):
     """DISCONNECT, gracefully when ``receipt`` is set (wait for its RECEIPT)."""
 
     COMMAND: ClassVar[str] = "DISCONNECT"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("receipt", "receipt"),)
 
-    receipt: str | None = None
+    receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
 
 
@@ -467,17 +479,12 @@ class Connected(Event):
     """
 
     COMMAND: ClassVar[str] = "CONNECTED"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("version", "version"),
-        ("session", "session"),
-        ("server", "server"),
-    )
-    _DEFAULTS: ClassVar[dict[str, str]] = {"version": "1.0"}
 
-    version: str = "1.2"
+    # A CONNECTED without version comes from a STOMP 1.0 server.
+    version: str = field(default="1.2", metadata=header("version", parsed_default="1.0"))
     heart_beat: tuple[int, int] = (0, 0)
-    session: str | None = None
-    server: str | None = None
+    session: str | None = field(default=None, metadata=header("session"))
+    server: str | None = field(default=None, metadata=header("server"))
     headers: Headers = ()
 
     def __post_init__(self) -> None:
@@ -511,21 +518,12 @@ class Message(Event):
     """
 
     COMMAND: ClassVar[str] = "MESSAGE"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("destination", "destination"),
-        ("message-id", "message_id"),
-        ("subscription", "subscription"),
-        ("ack", "ack"),
-        ("content-type", "content_type"),
-    )
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("destination", "message_id")
-    _HAS_BODY: ClassVar[bool] = True
 
-    destination: str
-    message_id: str
-    subscription: str | None = None
-    ack: str | None = None
-    content_type: str | None = None
+    destination: str = field(metadata=header("destination"))
+    message_id: str = field(metadata=header("message-id"))
+    subscription: str | None = field(default=None, metadata=header("subscription"))
+    ack: str | None = field(default=None, metadata=header("ack"))
+    content_type: str | None = field(default=None, metadata=header("content-type"))
     body: bytes = b""
     headers: Headers = ()
 
@@ -564,10 +562,8 @@ class Receipt(Event):
     """
 
     COMMAND: ClassVar[str] = "RECEIPT"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("receipt-id", "receipt_id"),)
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("receipt_id",)
 
-    receipt_id: str
+    receipt_id: str = field(metadata=header("receipt-id"))
     headers: Headers = ()
     confirms: Event | None = field(default=None, compare=False, repr=False)
 
@@ -580,16 +576,10 @@ class Error(Event):
     """ERROR: the server reports a failure and closes the connection."""
 
     COMMAND: ClassVar[str] = "ERROR"
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("message", "message"),
-        ("receipt-id", "receipt_id"),
-        ("content-type", "content_type"),
-    )
-    _HAS_BODY: ClassVar[bool] = True
 
-    message: str | None = None
-    receipt_id: str | None = None
-    content_type: str | None = None
+    message: str | None = field(default=None, metadata=header("message"))
+    receipt_id: str | None = field(default=None, metadata=header("receipt-id"))
+    content_type: str | None = field(default=None, metadata=header("content-type"))
     body: bytes = b""
     headers: Headers = ()
 
@@ -633,6 +623,25 @@ def from_frame(frame):
     set_headers(event, () if extra is None else tuple(extra))
 {body}{convert}    return event
 """
+
+
+def _derive(cls: type[Event]) -> None:
+    """Set the class's field tables from its dataclass fields (see :class:`Event`)."""
+    fields = dataclasses.fields(cls)
+    typed = [f for f in fields if "header" in f.metadata]
+    required = [f for f in typed if f.default is dataclasses.MISSING]
+    cls._FIELDS = tuple((f.metadata["header"], f.name) for f in typed)
+    cls._REQUIRED = tuple(f.name for f in required)
+    cls._SLOTS = tuple(
+        (f.name, f.metadata.get("parsed_default", None if f in required else f.default))
+        for f in typed
+    )
+    wire = dict(cls._FIELDS)
+    wire["content-length"] = ""  # derived from the body; never kept
+    cls._WIRE = wire
+    cls._HAS_RECEIPT = "receipt" in wire
+    cls._HAS_BODY = any(f.name == "body" for f in fields)
+    cls._CONVERTS = cls._convert is not Event._convert
 
 
 def _compile_from_frame(cls: type[Event]) -> None:
@@ -703,6 +712,7 @@ FRAME_EVENTS: tuple[type[Event], ...] = (
 )
 
 for _cls in FRAME_EVENTS:
+    _derive(_cls)
     _compile_from_frame(_cls)
 
 #: The one Heartbeat instance the parser hands out.

@@ -285,3 +285,55 @@ def test_generic_from_frame_reference_on_fixed_frames(frame: Frame) -> None:
         event = generic(cls, frame)
         assert event == expected
         assert event.headers == expected.headers
+
+
+# -- issue 10: wire names declared once; siblings, not subclasses ----------------------
+
+
+def test_nack_is_not_an_ack_and_commit_abort_are_not_begins() -> None:
+    nack = Nack(id="a1")
+    assert not isinstance(nack, Ack)
+    assert not isinstance(Ack(id="a1"), Nack)
+    for cls in (stomp_proto.Commit, stomp_proto.Abort):
+        event = cls(transaction="t")
+        assert not isinstance(event, stomp_proto.Begin)
+    assert not isinstance(stomp_proto.Begin(transaction="t"), stomp_proto.Commit)
+    # Still alike: the same fields, written the same way.
+    assert [f.name for f in dataclasses.fields(Nack)] == [f.name for f in dataclasses.fields(Ack)]
+    assert Nack(id="a1").to_frame("1.2") == Frame("NACK", (("id", "a1"),))
+    assert stomp_proto.Commit(transaction="t").to_frame() == Frame(
+        "COMMIT", (("transaction", "t"),)
+    )
+
+
+def test_each_header_name_is_declared_once_in_field_metadata() -> None:
+    for cls in EVENT_CLASSES:
+        typed = [f for f in dataclasses.fields(cls) if "header" in f.metadata]
+        assert tuple((f.metadata["header"], f.name) for f in typed) == cls._FIELDS
+        required = [f.name for f in typed if f.default is dataclasses.MISSING]
+        assert tuple(required) == cls._REQUIRED
+    # The order of the declarations is the order headers are written in.
+    assert Send._FIELDS == (
+        ("destination", "destination"),
+        ("content-type", "content_type"),
+        ("transaction", "transaction"),
+        ("receipt", "receipt"),
+    )
+    assert Message._REQUIRED == ("destination", "message_id")
+    assert (Send._HAS_BODY, Send._HAS_RECEIPT) == (True, True)
+    assert (Nack._HAS_BODY, Nack._HAS_RECEIPT) == (False, True)
+    assert (Connected._HAS_BODY, Connected._HAS_RECEIPT) == (False, False)
+
+
+def test_parsed_defaults_come_from_the_fields() -> None:
+    assert Subscribe._from_frame(Frame("SUBSCRIBE", (("destination", "/q"),))).ack == "auto"
+    # A CONNECTED without version is STOMP 1.0, though Connected() defaults to 1.2.
+    assert Connected().version == "1.2"
+    assert Connected._from_frame(Frame("CONNECTED")).version == "1.0"
+
+
+def test_a_required_header_is_one_without_a_default() -> None:
+    with pytest.raises(TypeError):
+        Message(destination="/q")  # type: ignore[call-arg]
+    with pytest.raises(RemoteProtocolError, match="MESSAGE frame has no 'message-id' header"):
+        Message._from_frame(Frame("MESSAGE", (("destination", "/q"),)))
