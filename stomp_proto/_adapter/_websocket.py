@@ -33,12 +33,10 @@ import anyio
 import anyio.abc
 
 from .. import SUPPORTED_VERSIONS, Limits
-from ._listener import listen
+from ._listener import listen, server_log
 from ._server import Handler, session_starter
 from ._transport import STOMP_SUBPROTOCOLS
 from ._wsstream import WebSocketStream
-
-log = logging.getLogger("stomp_proto.server")
 
 if TYPE_CHECKING:
     from wsproto import WSConnection
@@ -179,7 +177,9 @@ def _plain_http(head: bytes, http: HttpHandler) -> bytes | None:
     try:
         answer = http(target)
     except Exception:
-        log.exception("HTTP handler failed for %r", target[:200])
+        server_log(
+            "http handler", logging.ERROR, "HTTP handler failed for %r", target[:200], exc_info=True
+        )
         answer = (500, [("content-type", "text/plain")], b"internal error")
     if answer is None:
         answer = (404, [("content-type", "text/plain")], b"not found")
