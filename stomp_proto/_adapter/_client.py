@@ -471,7 +471,7 @@ class Client:
                 if event is NEED_DATA:
                     break
                 if isinstance(event, Message):
-                    await self._deliver(event)
+                    await self._deliver(conn, event)
                 elif isinstance(event, Receipt):
                     waiter = self._receipts.pop(event.receipt_id, None)
                     if waiter is not None:
@@ -481,11 +481,9 @@ class Client:
                 elif isinstance(event, ConnectionClosed):
                     return
 
-    async def _deliver(self, event: Message) -> None:
-        key = event.subscription if event.subscription is not None else event.destination
-        sub = self._subscriptions.get(key)
-        if sub is None and event.subscription is None and len(self._subscriptions) == 1:
-            sub = next(iter(self._subscriptions.values()))
+    async def _deliver(self, conn: ClientConnection, event: Message) -> None:
+        key = conn.subscription_for(event)  # the core knows (and the 1.0 fallbacks)
+        sub = None if key is None else self._subscriptions.get(key)
         if sub is None:
             return  # in flight when we unsubscribed
         message = ReceivedMessage(self, event, sub, self._epoch)
@@ -658,19 +656,17 @@ class Client:
         if isinstance(body, str):
             body = body.encode()
             content_type = content_type or "text/plain;charset=utf-8"
-        if not content_length and b"\0" in body:
-            raise ValueError("a body containing NUL needs content-length (content_length=True)")
-        await self._request(
-            Send(
-                destination=destination,
-                body=body,
-                content_type=content_type,
-                transaction=transaction,
-                headers=tuple(headers),
-                content_length=content_length,
-            ),
-            receipt,
+        event = Send(
+            destination=destination,
+            body=body,
+            content_type=content_type,
+            transaction=transaction,
+            headers=tuple(headers),
+            content_length=content_length,
         )
+        if not content_length:  # the version may not carry this body so: ask first
+            self._check(event)
+        await self._request(event, receipt)
 
     async def subscribe(
         self,
@@ -685,12 +681,12 @@ class Client:
         """SUBSCRIBE; by default wait for the RECEIPT that says it is live."""
         sub_id = id or self._new_id("sub-")
         event = Subscribe(destination=destination, id=sub_id, ack=ack, headers=tuple(headers))
-        sub = Subscription(self, event, sub_id, buffer)
-        self._subscriptions[sub_id] = sub
+        sub = Subscription(self, event, event.subscription_key, buffer)
+        self._subscriptions[sub.key] = sub
         try:
             await self._request(event, receipt)
         except BaseException:
-            self._subscriptions.pop(sub_id, None)
+            self._subscriptions.pop(sub.key, None)
             raise
         return sub
 
@@ -700,9 +696,7 @@ class Client:
             return
         sub._end(None)
         if self._conn is not None and not self.closed:
-            await self._request(
-                Unsubscribe(id=sub.id, destination=None if sub.id else sub.destination), receipt
-            )
+            await self._request(Unsubscribe(id=sub.key), receipt)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: ``async with client.transaction() as tx:`` BEGINs on entry,
@@ -732,9 +726,14 @@ class Client:
                 f"message {message.message_id!r} came on an ack:auto subscription; "
                 f"there is nothing to {event.COMMAND}"
             )
-        if isinstance(event, Nack) and self.version == "1.0":
-            raise ValueError("NACK does not exist in STOMP 1.0")
+        self._check(event)  # NACK in STOMP 1.0, an unknown message...: refused, not fatal
         await self._request(event, receipt)
+
+    def _check(self, event: Event) -> None:
+        """Raise what the core would refuse ``event`` with, leaving the connection usable."""
+        error = self._check_open().check(event)
+        if error is not None:
+            raise error
 
 
 class _TransactionStarter:

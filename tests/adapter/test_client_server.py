@@ -145,3 +145,32 @@ async def test_silent_server_ends_the_connection(anyio_backend: str) -> None:
                 with pytest.raises(ConnectionLost, match="no data from the server"):
                     await sub.get()
         tg.cancel_scope.cancel()
+
+
+async def test_refusals_the_core_checks_leave_the_client_usable(anyio_backend: str) -> None:
+    """NACK in STOMP 1.0 and a NUL body without content-length: the core's check()
+    refuses them before anything is sent, and the session goes on."""
+    from stomp_proto import LocalProtocolError
+    from stomp_proto.asyncio import serve
+
+    server = EchoServer()
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            lambda task_status: serve(
+                server.handle, "127.0.0.1", 0, versions=("1.0",), task_status=task_status
+            )
+        )
+        async with connect("127.0.0.1", port) as client:
+            assert client.version == "1.0"
+            sub = await client.subscribe("/queue/n", ack="client")
+            await client.send("/queue/n", "one")
+            message = await sub.get()
+            with pytest.raises(LocalProtocolError, match="NACK does not exist in STOMP 1.0"):
+                await message.nack()
+            with pytest.raises(LocalProtocolError, match="NUL needs a content-length"):
+                await client.send("/queue/n", b"a\0b", content_length=False)
+            await message.ack(receipt=True)  # still connected, still in order
+            await client.send("/queue/n", "two", receipt=True)
+            assert (await sub.get()).text() == "two"
+        tg.cancel_scope.cancel()
+    assert not any(type(e).__name__ == "Nack" for e in server.seen)
