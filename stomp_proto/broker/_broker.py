@@ -18,8 +18,10 @@ Slow consumers: each session's writer reports how many bytes wait to go out
 (``pending_bytes``). Beyond ``max_pending_bytes`` the session is *full*: with
 the default policy ``"drop"`` it gets no topic copies (counted and logged)
 and no queue messages (those go to other consumers or wait) until its backlog
-is written, then it is resumed; with ``"disconnect"`` it gets an ERROR and is
-closed at once, its backlog discarded and its queue messages given to others.
+is written, then it is resumed; with ``"disconnect"`` a client that misses a
+topic copy, or whose backlog does not drain below the limit within
+``slow_consumer_timeout``, gets an ERROR and is closed at once, its backlog
+discarded and its queue messages given to others.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ class Broker:
         connect_timeout: seconds a connection may take to complete CONNECT.
         max_pending_bytes: outgoing backlog beyond which a client is "full".
         slow_consumer: ``"drop"`` or ``"disconnect"`` (see the module docstring).
+        slow_consumer_timeout: under ``"disconnect"``, how long a full
+            client's backlog may take to drain below ``max_pending_bytes``.
         max_queue_bytes: what one queue may hold (whole frames) while nobody
             takes it; a SEND beyond it gets ERROR.
         max_transaction_frames: SEND/ACK/NACK frames one transaction may hold.
@@ -153,6 +157,7 @@ class Broker:
         connect_timeout: float | None = 5.0,
         max_pending_bytes: int = 4 << 20,
         slow_consumer: str = "drop",
+        slow_consumer_timeout: float = 5.0,
         max_queue_bytes: int = 64 << 20,
         max_transaction_frames: int = 10_000,
         max_transaction_bytes: int = 32 << 20,
@@ -177,6 +182,7 @@ class Broker:
         self.connect_timeout = connect_timeout
         self.max_pending_bytes = max_pending_bytes
         self.slow_consumer = slow_consumer
+        self.slow_consumer_timeout = slow_consumer_timeout
         self.router = Router(
             routes=routes,
             max_pending_bytes=max_pending_bytes,
@@ -433,30 +439,44 @@ class Broker:
             session = link.session
             state.pending = session.pending_bytes  # the writer's figure, not the estimate
             router.written(state, state.posted - state.pending)
-            if state.dropped != link.logged_drops:
-                self._log(
-                    f"drop {state.sid}",
-                    logging.WARNING,
-                    "%s: slow consumer, %d topic copies dropped so far (%d bytes waiting)",
-                    state.sid,
-                    state.dropped,
-                    state.pending,
-                )
-                link.logged_drops = state.dropped
-            full = state.pending >= self.max_pending_bytes
-            if full and self.slow_consumer == "disconnect" and not state.ended:
-                state.ended = True
-                error = Router.error(
-                    state, None, f"slow consumer: over {self.max_pending_bytes} bytes waiting"
-                )
-                self._log("slow", logging.WARNING, "%s: disconnected (slow consumer)", state.sid)
-                assert self._tg is not None
-                self._tg.start_soon(self._abort, link, error)
-            elif (full or state.throttled) and not link.waiting:
+            if (state.pending >= self.max_pending_bytes or state.throttled) and not link.waiting:
                 # Deliveries were held back: resume once the backlog is written.
                 link.waiting = True
                 assert self._tg is not None
                 self._tg.start_soon(self._resume_when_drained, link)
+        if router.dropping:
+            self._dropped(router.dropping)
+            router.dropping.clear()
+
+    def _dropped(self, sessions: Iterable[Session]) -> None:
+        """Sessions that missed topic copies: logged; under "disconnect", ended."""
+        for state in sessions:
+            link: _Link | None = state.io
+            if link is None or state.dropped == link.logged_drops:
+                continue
+            self._log(
+                f"drop {state.sid}",
+                logging.WARNING,
+                "%s: slow consumer, %d topic copies dropped so far (%d bytes waiting)",
+                state.sid,
+                state.dropped,
+                state.pending,
+            )
+            link.logged_drops = state.dropped
+            if self.slow_consumer == "disconnect":
+                self._disconnect(link, "missed a topic message")
+
+    def _disconnect(self, link: _Link, why: str) -> None:
+        state = link.state
+        if state.ended:
+            return
+        state.ended = True
+        error = Router.error(
+            state, None, f"slow consumer: over {self.max_pending_bytes} bytes waiting ({why})"
+        )
+        self._log("slow", logging.WARNING, "%s: disconnected (slow consumer, %s)", state.sid, why)
+        assert self._tg is not None
+        self._tg.start_soon(self._abort, link, error)
 
     async def _abort(self, link: _Link, error: Error) -> None:
         # The ERROR goes out alone, ahead of the backlog it is about; what was
@@ -464,6 +484,18 @@ class Broker:
         await link.session.abort(error)
 
     async def _resume_when_drained(self, link: _Link) -> None:
+        if self.slow_consumer == "disconnect":
+            # A consumer that cannot work off its backlog in time is cut off,
+            # and what it held goes to others; one that can (a burst, a
+            # queue's backlog handed over at once) carries on.
+            with anyio.move_on_after(self.slow_consumer_timeout):
+                await link.session.drain()
+            if link.session.pending_bytes >= self.max_pending_bytes:
+                link.waiting = False
+                self._disconnect(
+                    link, f"backlog not written within {self.slow_consumer_timeout:g} s"
+                )
+                return
         await link.session.drain()
         link.waiting = False
         state = link.state

@@ -506,6 +506,8 @@ class Router:
         #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
         self.on_emit: Callable[[list[Post]], None] | None = None
         self._receipt_taken = False
+        #: Sessions that missed topic copies since the runtime last looked.
+        self.dropping: set[Session] = set()
         self._handlers: dict[type[Event], Callable[[Session, Event], list[Post]]] = {
             Send: self._on_send,  # type: ignore[dict-item]
             Subscribe: self._on_subscribe,  # type: ignore[dict-item]
@@ -868,9 +870,11 @@ class Router:
         return sub.prefetch is None or len(sub.unacked) < sub.prefetch
 
     def drop(self, sub: Subscription) -> None:
-        """A topic copy ``sub`` could not take (slow consumer): counted."""
+        """A topic copy ``sub`` could not take (slow consumer): counted, and the
+        session noted in :attr:`dropping` for the runtime's policy."""
         sub.session.dropped += 1
         self.stats["dropped"] += 1
+        self.dropping.add(sub.session)
 
     def deliver(
         self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
