@@ -10,7 +10,7 @@ Destinations:
 
 * ``/topic/price.stock.{ticker}``: ``{"ticker": "MMM", "price": 129.45}``,
   every ticker each ``interval`` seconds (a random walk).
-* ``SUBSCRIBE /app/quotes``: the current prices and company names, once.
+* ``SUBSCRIBE /app/quotes``: company names, opening and current prices, once.
 * ``SUBSCRIBE /app/positions``: the user's positions, once:
   ``[{"ticker": "MMM", "shares": 75}, ...]``.
 * ``SEND /app/trade`` ``{"action": "BUY" | "SELL", "ticker": "MMM", "shares": 5}``:
@@ -122,7 +122,8 @@ def create_app(*, interval: float = 0.5, seed: int | None = None) -> StompApp:
     @app.subscribe("/quotes")  # Spring: @SubscribeMapping("/quotes")
     async def quotes(message: AppMessage) -> list[dict[str, object]]:
         return [
-            {"ticker": t, "company": STOCKS[t][0], "price": price} for t, price in prices.items()
+            {"ticker": t, "company": company, "open": opening, "price": prices[t]}
+            for t, (company, opening) in STOCKS.items()
         ]
 
     @app.subscribe("/positions")  # Spring: @SubscribeMapping("/positions")

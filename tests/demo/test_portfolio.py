@@ -76,7 +76,10 @@ async def test_quotes_and_positions_answer_the_subscription_once(anyio_backend: 
         quotes = await fab.subscribe("/app/quotes")
         got = await next_json(quotes)
         assert [q["ticker"] for q in got] == list(STOCKS)
-        assert all(q["company"] == STOCKS[q["ticker"]][0] and q["price"] > 0 for q in got)
+        for quote in got:
+            assert set(quote) == {"ticker", "company", "open", "price"}
+            assert (quote["company"], quote["open"]) == STOCKS[quote["ticker"]]
+            assert quote["price"] > 0
         mine = await fab.subscribe("/app/positions")
         assert await next_json(mine) == [
             {"ticker": "MMM", "shares": 75},

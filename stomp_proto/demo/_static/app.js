@@ -148,7 +148,7 @@
     client.subscribe("/app/quotes", (m) => {
       for (const q of json(m) || []) {
         const known = prices.get(q.ticker);
-        prices.set(q.ticker, { company: q.company, price: q.price, open: known ? known.open : q.price });
+        prices.set(q.ticker, { company: q.company, price: known ? known.price : q.price, open: q.open });
         renderPrice(q.ticker);
       }
     });
