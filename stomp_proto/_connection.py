@@ -540,7 +540,9 @@ class _Connection:
 
     def _h_ack(self, event: Ack | Nack, sender: Role, err: type[ProtocolError]) -> None:
         self._books.check_transaction(event, event.transaction, err)
-        self._books.acknowledge(event, err)
+        settled = self._books.acknowledge(event, err)
+        if settled and sender is not self.role:
+            object.__setattr__(event, "settles", tuple(settled))
 
     def _h_subscribe(self, event: Subscribe, sender: Role, err: type[ProtocolError]) -> None:
         self._books.subscribe(event, err, received=sender is not self.role)
@@ -552,7 +554,9 @@ class _Connection:
         self._books.begin(event, event.transaction, err)
 
     def _h_commit(self, event: Commit, sender: Role, err: type[ProtocolError]) -> None:
-        self._books.end(event, event.transaction, err, commit=True)
+        settled = self._books.end(event, event.transaction, err, commit=True)
+        if settled and sender is not self.role:
+            object.__setattr__(event, "settles", tuple(settled))
 
     def _h_abort(self, event: Abort, sender: Role, err: type[ProtocolError]) -> None:
         self._books.end(event, event.transaction, err, commit=False)

@@ -363,6 +363,14 @@ class _AckBase(Event):
     transaction: str | None = field(default=None, metadata=header("transaction"))
     receipt: str | None = field(default=None, metadata=header("receipt"))
     headers: Headers = ()
+    #: On a connection that received this frame: the ack keys (see
+    #: :meth:`~stomp_proto.ServerConnection.ack_key`) of the messages it settled,
+    #: in delivery order: several for a cumulative ``client`` ACK, none in a
+    #: transaction (the COMMIT settles them). Not part of equality.
+    settles: tuple[str | tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def _convert(self, frame: Frame) -> None:
+        _set(self, "settles", ())
 
     def _frame_headers(self, version: str) -> list[tuple[str, str]]:
         if version == "1.2":
@@ -396,8 +404,13 @@ class Ack(_AckBase):
     1.0 by ``message_id``. :meth:`Message.make_ack` fills all three and the
     connection writes the ones its version needs.
 
+    Attributes:
+        settles: on the connection that received it, the ack keys of the
+            messages it settled (several for a cumulative ``client`` ACK;
+            none in a transaction, see :attr:`Commit.settles`).
+
     .. versionchanged:: 0.2
-       :class:`Nack` is no longer a subclass.
+       :class:`Nack` is no longer a subclass; ``settles``.
     """
 
     COMMAND: ClassVar[str] = "ACK"
@@ -439,11 +452,21 @@ class Begin(_TransactionBase):
 class Commit(_TransactionBase):
     """COMMIT transaction ``transaction``.
 
+    Attributes:
+        settles: on the connection that received it, the ack keys of the
+            messages its transaction's ACKs and NACKs settled, in the order
+            they were settled (not part of equality).
+
     .. versionchanged:: 0.2
-       No longer a subclass of :class:`Begin`.
+       No longer a subclass of :class:`Begin`; ``settles``.
     """
 
     COMMAND: ClassVar[str] = "COMMIT"
+
+    settles: tuple[str | tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def _convert(self, frame: Frame) -> None:
+        _set(self, "settles", ())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

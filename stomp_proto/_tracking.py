@@ -260,21 +260,24 @@ class Books:
             )
         return key
 
-    def acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> None:
+    def acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> list[AckKey]:
         """Check an ACK/NACK; settle it now or, in a transaction, at COMMIT.
 
-        Its transaction, if any, must have been checked (:meth:`check_transaction`).
+        Returns the ack keys it settled now, in delivery order (none in a
+        transaction). Its transaction, if any, must have been checked
+        (:meth:`check_transaction`).
         """
         key = self.check_acknowledge(event, err)
         if event.transaction is not None:
             self.transactions[event.transaction].append(key)
-        else:
-            self._settle(key)
+            return []
+        return self._settle(key, [])
 
-    def _settle(self, key: AckKey) -> None:
+    def _settle(self, key: AckKey, settled: list[AckKey]) -> list[AckKey]:
+        """Settle ``key`` (and, ``client`` mode, every earlier message); append to ``settled``."""
         sub = self.ack_owner.get(key)
         if sub is None:
-            return  # settled meanwhile (a cumulative ACK, or twice in one transaction)
+            return settled  # settled meanwhile (a cumulative ACK, or twice in one transaction)
         pending = self.unacked[sub]
         owner = self.ack_owner
         if self.subscriptions.get(sub) == "client":
@@ -283,11 +286,14 @@ class Books:
             while True:
                 earlier = pending.popitem(last=False)[0]
                 del owner[earlier]
+                settled.append(earlier)
                 if earlier == key:
                     break
         else:
             del pending[key]
             del owner[key]
+            settled.append(key)
+        return settled
 
     # -- transactions --------------------------------------------------------
 
@@ -319,12 +325,15 @@ class Books:
         self.check_begin(event, tx, err)
         self.transactions[tx] = []
 
-    def end(self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool) -> None:
+    def end(self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool) -> list[AckKey]:
+        """COMMIT or ABORT ``tx``; return the ack keys the COMMIT settled."""
         held = self._transaction(event, tx, err)
         del self.transactions[tx]
+        settled: list[AckKey] = []
         if commit:
             for key in held:
-                self._settle(key)
+                self._settle(key, settled)
+        return settled
 
 
 def _receipt(event: Event) -> str | None:

@@ -8,6 +8,7 @@ subscription queues and records every entry any ACK iterates or pops.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -131,3 +132,51 @@ def test_cumulative_acks_of_two_subscriptions_are_independent() -> None:
             pair.server_sends(msg)
     pair.client_sends(Ack(id="s2-1"))
     assert pair.server.unacknowledged == {"s1": ["s1-0", "s1-1", "s1-2"], "s2": ["s2-2"]}
+
+
+# -- Ack/Nack/Commit.settles: the core says what an ACK settled (issue 10) -------------
+
+
+def _pair_with(mode: str, n: int, version: str = "1.2") -> tuple[Pair, list[Message]]:
+    pair = Pair().connect(version)
+    pair.client_sends(Subscribe(destination="/q", id="s", ack=mode))
+    messages = [
+        Message(destination="/q", message_id=f"m{i}", subscription="s", ack=f"a{i}")
+        for i in range(n)
+    ]
+    for message in messages:
+        pair.server_sends(message)
+    return pair, messages
+
+
+@pytest.mark.parametrize(
+    ("version", "keys"),
+    [("1.2", ["a0", "a1", "a2"]), ("1.1", [("m0", "s"), ("m1", "s"), ("m2", "s")])],
+)
+def test_a_received_cumulative_ack_says_what_it_settled(version: str, keys: list[object]) -> None:
+    pair, messages = _pair_with("client", 5, version)
+    sent = messages[2].make_ack()
+    (ack,) = pair.client_sends(sent)
+    assert isinstance(ack, Ack)
+    assert ack.settles == tuple(keys)
+    assert [pair.server.ack_key(m) for m in messages[:3]] == keys
+    assert sent.settles == ()  # what the client sent is left as it was
+    assert ack == dataclasses.replace(ack, settles=())  # settles is not part of equality
+
+
+def test_a_received_individual_ack_or_nack_settles_one() -> None:
+    pair, messages = _pair_with("client-individual", 3)
+    (nack,) = pair.client_sends(messages[1].make_nack())
+    assert nack.settles == ("a1",)  # type: ignore[attr-defined]
+
+
+def test_acks_in_a_transaction_settle_at_commit() -> None:
+    pair, messages = _pair_with("client", 4)
+    pair.client_sends(Begin(transaction="t"))
+    (first,) = pair.client_sends(messages[1].make_ack(transaction="t"))
+    (second,) = pair.client_sends(messages[2].make_ack(transaction="t"))
+    assert first.settles == second.settles == ()  # type: ignore[attr-defined]
+    (commit,) = pair.client_sends(Commit(transaction="t"))
+    assert isinstance(commit, Commit)
+    assert commit.settles == ("a0", "a1", "a2")
+    assert pair.server.unacknowledged == {"s": ["a3"]}

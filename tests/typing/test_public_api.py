@@ -279,3 +279,10 @@ def test_queries() -> None:
     assert_type(client.ack_key(message.make_nack()), str | tuple[str, str] | None)
     assert client.ack_key(message) == client.ack_key(message.make_ack()) == "a1"
     assert_type(Limits().max_connect_frame_size, int)
+
+
+def test_settles() -> None:
+    assert_type(Ack().settles, tuple[str | tuple[str, str], ...])
+    assert_type(Nack().settles, tuple[str | tuple[str, str], ...])
+    assert_type(Commit(transaction="t").settles, tuple[str | tuple[str, str], ...])
+    assert Ack().settles == ()
