@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -152,3 +153,33 @@ async def test_connect_timeout_none_disables_the_deadline(anyio_backend: str) ->
             with anyio.fail_after(3):
                 assert (await stream.receive()).startswith(b"CONNECTED\n")
         tg.cancel_scope.cancel()
+
+
+async def test_tls_round_trip_and_handshake_deadline(anyio_backend: str, tmp_path: Any) -> None:
+    pytest.importorskip("cryptography")
+    import ssl
+
+    from stomp_proto.asyncio import connect
+    from tests.interop.brokers import client_tls_context, make_tls_files
+
+    ca_file, cert_file, key_file = make_tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    handler = Counting()
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            lambda task_status: serve(
+                handler.handle,
+                "127.0.0.1",
+                0,
+                ssl=context,
+                handshake_timeout=0.2,
+                task_status=task_status,
+            )
+        )
+        async with connect("localhost", port, ssl=client_tls_context(ca_file)) as client:
+            await client.send("/q", b"over TLS", receipt=True)
+        async with await anyio.connect_tcp("127.0.0.1", port) as silent:
+            assert await read_to_eof(silent) == b""  # no ClientHello: dropped, no session
+        tg.cancel_scope.cancel()
+    assert len(handler.sessions) == 1
