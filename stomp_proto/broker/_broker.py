@@ -373,10 +373,12 @@ class Broker:
             heart_beat=self.heart_beat, server=f"stomp-proto/{__version__}", session=sid
         )
         assert session.version is not None
-        conn = session.conn
-        ack_key = getattr(conn, "ack_key", None) or partial(_ack_key, session.version)
         state = self.router.open(
-            sid, session.version, user=connect.login, principal=principal, ack_key=ack_key
+            sid,
+            session.version,
+            user=connect.login,
+            principal=principal,
+            ack_key=session.conn.ack_key,  # the core names messages in ACKs, per version
         )
         link = _Link(session, state)
         state.io = link
@@ -481,7 +483,8 @@ class Broker:
     async def _abort(self, link: _Link, error: Error) -> None:
         # The ERROR goes out alone, ahead of the backlog it is about; what was
         # never written is handed back to the router when the session ends.
-        await link.session.abort(error)
+        # A stuck client's socket is full: the ERROR gets a moment, not more.
+        await link.session.abort(error, timeout=0.25)
 
     async def _resume_when_drained(self, link: _Link) -> None:
         if self.slow_consumer == "disconnect":
@@ -510,11 +513,3 @@ def _static_login(users: dict[str, str], connect: Connect) -> str | None:
         return connect.login
     return None
 
-
-def _ack_key(version: str, event: Any) -> object:
-    """Until the core answers it: how ``version`` names a message in ACK/NACK."""
-    if version == "1.2":
-        return event.ack if type(event) is Message else event.id
-    if version == "1.1":
-        return (event.message_id, event.subscription)
-    return event.message_id

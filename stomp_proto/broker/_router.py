@@ -152,7 +152,9 @@ class Session:
     principal: object = None
     #: The login name, for user destinations and logs (None when anonymous).
     user: str | None = None
-    #: ``(version, event) -> ack key`` for MESSAGE/ACK/NACK: the core's rule.
+    #: ``event -> ack key`` for MESSAGE/ACK/NACK: the core's rule
+    #: (:meth:`ServerConnection.ack_key <stomp_proto.ServerConnection.ack_key>`);
+    #: None keys by the ``ack`` header, as STOMP 1.2 does.
     ack_key: Callable[[Message | Ack | Nack], Hashable] | None = None
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     #: ack key -> the subscription whose message it names
@@ -704,7 +706,7 @@ class Router:
                     raise Refusal(f"prefetch-count:{value[:20]!r} is not a number")
                 prefetch = int(value) or None
                 break
-        key = event.id if event.id is not None else event.destination
+        key = event.subscription_key  # the core's rule
         sub = Subscription(session, key, event.id, event.destination, event.ack, prefetch, route)
         session.subscriptions[key] = sub
         out: list[Post] = []
@@ -715,8 +717,7 @@ class Router:
         return out
 
     def _on_unsubscribe(self, session: Session, event: Unsubscribe) -> list[Post]:
-        key = event.id if event.id is not None else event.destination
-        return self._end_subscription(session, key or "")
+        return self._end_subscription(session, event.subscription_key or "")
 
     def _on_ack(self, session: Session, event: Ack | Nack) -> list[Post]:
         if event.transaction is not None:
