@@ -100,6 +100,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--slow-consumer", choices=("drop", "disconnect"), default="drop")
     p.add_argument(
+        "--slow-consumer-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --slow-consumer disconnect: how long a full client's backlog may take "
+        "to drain (default 5)",
+    )
+    p.add_argument(
         "--connect-timeout",
         type=float,
         default=5.0,
@@ -156,6 +164,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         ),
         max_pending_bytes=args.max_pending_bytes,
         slow_consumer=args.slow_consumer,
+        slow_consumer_timeout=args.slow_consumer_timeout,
         connect_timeout=args.connect_timeout or None,
         max_queue_bytes=args.max_queue_bytes,
         max_transaction_bytes=args.max_transaction_bytes,
