@@ -162,6 +162,7 @@ class UserRoute:
     """
 
     takes_receipts = False
+    selectors = True
 
     def __init__(
         self, prefix: str = "/user/", *, max_backlog: int = 100, backlog_ttl: float = 60.0
@@ -231,6 +232,8 @@ class UserRoute:
             return []
         out: list[Post] = []
         for sub in subs:
+            if sub.selector is not None and not sub.selector(entry.header_map()):
+                continue
             if router.has_room(sub):
                 out.append(router.deliver(sub, entry, None, False))
             else:

@@ -53,7 +53,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -72,6 +72,7 @@ from .. import (
     Unsubscribe,
 )
 from ._patterns import SubscriptionIndex
+from ._selectors import SelectorError, compile_selector
 
 __all__ = [
     "Authorizer",
@@ -111,6 +112,21 @@ class Entry:
     headers: tuple[tuple[str, str], ...]
     #: What it costs in the budgets: body, headers and overhead.
     size: int
+    _map: dict[str, str] | None = None
+
+    def header_map(self) -> dict[str, str]:
+        """Header name -> first value, with ``destination`` and ``content-type``
+        (what selectors see); made once per message."""
+        found = self._map
+        if found is None:
+            found = {}
+            for name, value in self.headers:
+                found.setdefault(name, value)
+            found["destination"] = self.destination
+            if self.content_type is not None:
+                found["content-type"] = self.content_type
+            self._map = found
+        return found
 
 
 @dataclass(eq=False, slots=True)
@@ -126,6 +142,8 @@ class Subscription:
     route: Route
     #: False once the route no longer delivers to it (after DISCONNECT).
     active: bool = True
+    #: The SUBSCRIBE's ``selector``, compiled (None: every message).
+    selector: Callable[[Mapping[str, str]], bool] | None = None
     #: ack key -> (entry, queue it came from or None, ack id), in delivery order.
     unacked: OrderedDict[Hashable, tuple[Entry, str | None, str | None]] = field(
         default_factory=OrderedDict
@@ -305,6 +323,9 @@ class TopicRoute(_BaseRoute):
     #: ``len(destination) * len(pattern) / 64`` word steps, so both are bounded.
     max_pattern_length = 1024
 
+    #: SUBSCRIBE ``selector`` headers are honoured (see ``_selectors.py``).
+    selectors = True
+
     def __init__(self, prefix: str = "/topic/") -> None:
         self.prefix = prefix
         self.index: SubscriptionIndex[Subscription] = SubscriptionIndex()
@@ -320,6 +341,8 @@ class TopicRoute(_BaseRoute):
         for sub in self.index.match(entry.destination):
             if sub.session.ended:
                 continue  # its ERROR is out; it is closing
+            if sub.selector is not None and not sub.selector(entry.header_map()):
+                continue
             if router.has_room(sub):
                 out.append(router.deliver(sub, entry, None, False))
             else:
@@ -700,14 +723,22 @@ class Router:
         route = self._route_for(event.destination)
         self._authorize(session, event)
         prefetch = None
+        selector = None
         for name, value in event.headers:
-            if name == "prefetch-count":
+            if name == "prefetch-count" and prefetch is None:
                 if not (value.isascii() and value.isdigit()):
                     raise Refusal(f"prefetch-count:{value[:20]!r} is not a number")
                 prefetch = int(value) or None
-                break
+            elif name == "selector" and selector is None:
+                if not getattr(route, "selectors", False):
+                    raise Refusal(f"selectors are not supported on {route.prefix} subscriptions")
+                try:
+                    selector = compile_selector(value)
+                except SelectorError as exc:
+                    raise Refusal(f"selector {value[:80]!r} does not parse: {exc}") from None
         key = event.subscription_key  # the core's rule
         sub = Subscription(session, key, event.id, event.destination, event.ack, prefetch, route)
+        sub.selector = selector
         session.subscriptions[key] = sub
         out: list[Post] = []
         if event.receipt is not None:
