@@ -554,9 +554,13 @@ class _Connection:
         self._books.begin(event, event.transaction, err)
 
     def _h_commit(self, event: Commit, sender: Role, err: type[ProtocolError]) -> None:
-        settled = self._books.end(event, event.transaction, err, commit=True)
-        if settled and sender is not self.role:
-            object.__setattr__(event, "settles", tuple(settled))
+        held = self._books.end(event, event.transaction, err, commit=True)
+        if held and sender is not self.role:
+            # Each held ACK/NACK (handed out earlier) learns what it settled now.
+            for ack, settled in held:
+                object.__setattr__(ack, "settles", tuple(settled))
+            keys = tuple(key for _, settled in held for key in settled)
+            object.__setattr__(event, "settles", keys)
 
     def _h_abort(self, event: Abort, sender: Role, err: type[ProtocolError]) -> None:
         self._books.end(event, event.transaction, err, commit=False)

@@ -365,8 +365,9 @@ class _AckBase(Event):
     headers: Headers = ()
     #: On a connection that received this frame: the ack keys (see
     #: :meth:`~stomp_proto.ServerConnection.ack_key`) of the messages it settled,
-    #: in delivery order: several for a cumulative ``client`` ACK, none in a
-    #: transaction (the COMMIT settles them). Not part of equality.
+    #: in delivery order: several for a cumulative ``client`` ACK. In a
+    #: transaction, () until the COMMIT is handed out, then what it settled at
+    #: COMMIT. Not part of equality.
     settles: tuple[str | tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def _convert(self, frame: Frame) -> None:
@@ -406,8 +407,9 @@ class Ack(_AckBase):
 
     Attributes:
         settles: on the connection that received it, the ack keys of the
-            messages it settled (several for a cumulative ``client`` ACK;
-            none in a transaction, see :attr:`Commit.settles`).
+            messages it settled (several for a cumulative ``client`` ACK). In
+            a transaction it stays ``()`` until the COMMIT is handed out, and
+            then holds what it settled at COMMIT (see :attr:`Commit.settles`).
 
     .. versionchanged:: 0.2
        :class:`Nack` is no longer a subclass; ``settles``.

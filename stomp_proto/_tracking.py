@@ -69,8 +69,8 @@ class Books:
         self.unacked: dict[str, OrderedDict[AckKey, None]] = {}
         #: ack key -> subscription key
         self.ack_owner: dict[AckKey, str] = {}
-        #: transaction id -> ack keys of the ACK/NACKs held until COMMIT
-        self.transactions: dict[str, list[AckKey]] = {}
+        #: transaction id -> (ack key, event) of the ACK/NACKs held until COMMIT
+        self.transactions: dict[str, list[tuple[AckKey, Ack | Nack]]] = {}
         #: receipt id -> the event that asked for it
         self.receipts: dict[str, Event] = {}
 
@@ -269,7 +269,7 @@ class Books:
         """
         key = self.check_acknowledge(event, err)
         if event.transaction is not None:
-            self.transactions[event.transaction].append(key)
+            self.transactions[event.transaction].append((key, event))
             return []
         return self._settle(key, [])
 
@@ -297,7 +297,9 @@ class Books:
 
     # -- transactions --------------------------------------------------------
 
-    def _transaction(self, event: Event, tx: str, err: type[ProtocolError]) -> list[AckKey]:
+    def _transaction(
+        self, event: Event, tx: str, err: type[ProtocolError]
+    ) -> list[tuple[AckKey, Ack | Nack]]:
         held = self.transactions.get(tx)
         if held is None:
             raise err(
@@ -325,15 +327,15 @@ class Books:
         self.check_begin(event, tx, err)
         self.transactions[tx] = []
 
-    def end(self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool) -> list[AckKey]:
-        """COMMIT or ABORT ``tx``; return the ack keys the COMMIT settled."""
+    def end(
+        self, event: Event, tx: str, err: type[ProtocolError], *, commit: bool
+    ) -> list[tuple[Ack | Nack, list[AckKey]]]:
+        """COMMIT or ABORT ``tx``; return each held ACK/NACK with the ack keys it settled."""
         held = self._transaction(event, tx, err)
         del self.transactions[tx]
-        settled: list[AckKey] = []
-        if commit:
-            for key in held:
-                self._settle(key, settled)
-        return settled
+        if not commit:
+            return []
+        return [(ack, self._settle(key, [])) for key, ack in held]
 
 
 def _receipt(event: Event) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import stomp_proto
 import stomp_proto._tracking as tracking
 from stomp_proto import Ack, Begin, Commit, Message, ServerConnection, Subscribe
 
@@ -179,4 +180,16 @@ def test_acks_in_a_transaction_settle_at_commit() -> None:
     (commit,) = pair.client_sends(Commit(transaction="t"))
     assert isinstance(commit, Commit)
     assert commit.settles == ("a0", "a1", "a2")
+    # Each held ACK learns what it settled when the COMMIT is handed out.
+    assert first.settles == ("a0", "a1")  # type: ignore[attr-defined]
+    assert second.settles == ("a2",)  # type: ignore[attr-defined]
     assert pair.server.unacknowledged == {"s": ["a3"]}
+
+
+def test_an_aborted_transaction_settles_nothing() -> None:
+    pair, messages = _pair_with("client-individual", 2)
+    pair.client_sends(Begin(transaction="t"))
+    (nack,) = pair.client_sends(messages[0].make_nack(transaction="t"))
+    pair.client_sends(stomp_proto.Abort(transaction="t"))
+    assert nack.settles == ()  # type: ignore[attr-defined]
+    assert pair.server.unacknowledged == {"s": ["a0", "a1"]}
