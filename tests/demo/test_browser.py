@@ -4,9 +4,11 @@
 Playwright for Python (the system browser: ``executable_path``, never
 ``playwright install``) loads the page, which loads stompjs from our server and
 opens ``ws://.../portfolio``. The test is refused with a wrong password, logs
-in as fabrice, watches prices change, buys, sees the position update, sends a
-trade that cannot be executed and sees its error, trades again on the same
-connection, and saves a screenshot (docs/_static/demo.png is one).
+in as fabrice (and as fabrice in a second tab, and as paulson in a third),
+watches prices change, buys, sees the position update in both of fabrice's tabs
+and not in paulson's, sends a trade that cannot be executed and sees its error
+(in the sending tab only), trades again on the same connection, and saves a
+screenshot (docs/_static/demo.png is one).
 
 Without chromium or Playwright the test skips, except with CI=true, where it
 fails. Set ``DEMO_SCREENSHOT=path`` to also write the screenshot there.
@@ -71,14 +73,26 @@ def browser() -> Iterator[Any]:
 def test_trading_in_the_browser(browser: Any, demo_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1200, "height": 760})
-    page.set_default_timeout(10_000)
     failures: list[str] = []
-    page.on("pageerror", lambda exc: failures.append(f"page error: {exc}"))
-    page.on("requestfailed", lambda request: failures.append(f"request failed: {request.url}"))
     requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(demo_url)
+
+    def open_page() -> Any:
+        page = browser.new_context(viewport={"width": 1200, "height": 760}).new_page()
+        page.set_default_timeout(10_000)
+        page.on("pageerror", lambda exc: failures.append(f"page error: {exc}"))
+        page.on("requestfailed", lambda r: failures.append(f"request failed: {r.url}"))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(demo_url)
+        return page
+
+    def log_in(page: Any, user: str, passcode: str) -> None:
+        page.fill("#login", user)
+        page.fill("#passcode", passcode)
+        page.click("#login-button")
+        expect(page.locator("#status")).to_have_text(f"connected as {user}")
+        expect(page.locator("#positions tbody tr")).to_have_count(3)
+
+    page = open_page()
 
     # a wrong password: refused, and the page says so
     page.fill("#login", "fabrice")
@@ -87,9 +101,11 @@ def test_trading_in_the_browser(browser: Any, demo_url: str, tmp_path: Path) -> 
     expect(page.locator("#login-error")).to_contain_text("Login refused: access refused")
     expect(page.locator("#app-view")).to_be_hidden()
 
-    page.fill("#passcode", "fab123")
-    page.click("#login-button")
-    expect(page.locator("#status")).to_have_text("connected as fabrice")
+    log_in(page, "fabrice", "fab123")
+    other_tab = open_page()  # fabrice again, in another browser context
+    log_in(other_tab, "fabrice", "fab123")
+    paulson = open_page()
+    log_in(paulson, "paulson", "bond")
 
     # live prices: MMM's changes
     mmm_price = page.locator('#prices tr[data-ticker="MMM"] .price')
@@ -105,14 +121,15 @@ def test_trading_in_the_browser(browser: Any, demo_url: str, tmp_path: Path) -> 
     # positions, then a BUY updates them
     mmm_shares = page.locator('#positions tr[data-ticker="MMM"] .shares')
     expect(mmm_shares).to_have_text("75")
-    expect(page.locator("#positions tbody tr")).to_have_count(3)
     page.fill("#ticker", "MMM")
     page.fill("#shares", "25")
     page.click("#trade-button")
     expect(mmm_shares).to_have_text("100")
-    expect(page.locator("#activity li.ok").first).to_contain_text(
-        re.compile(r"Bought 25 MMM at \$\d+\.\d\d: you now hold 100")
-    )
+    bought = re.compile(r"Bought 25 MMM at \$\d+\.\d\d: you now hold 100")
+    expect(page.locator("#activity li.ok").first).to_contain_text(bought)
+    # every session of the trader sees it, and nobody else
+    expect(other_tab.locator('#positions tr[data-ticker="MMM"] .shares')).to_have_text("100")
+    expect(other_tab.locator("#activity li.ok").first).to_contain_text(bought)
 
     # a trade that cannot be executed: its error, and the connection stays open
     page.check("input[value=SELL]")
@@ -136,6 +153,10 @@ def test_trading_in_the_browser(browser: Any, demo_url: str, tmp_path: Path) -> 
     expect(page.locator("#activity li.error").first).to_contain_text('unknown ticker "ACME"')
     expect(page.locator("#status")).to_have_text("connected as fabrice")
     expect(page.locator("#total")).to_have_text(re.compile(r"^\$[\d,]+\.\d\d$"))
+    expect(other_tab.locator("#activity li.error")).to_have_count(0)  # errors: the sender's
+    expect(paulson.locator("#activity li")).to_have_count(0)
+    expect(paulson.locator("#positions tbody tr")).to_have_count(3)
+    expect(paulson.locator('#positions tr[data-ticker="MMM"]')).to_have_count(0)
 
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
