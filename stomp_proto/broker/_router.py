@@ -633,9 +633,11 @@ class Router:
             # auto-mode queue deliveries that never reached the socket
             for record in session.unwritten:
                 if record is not None:
-                    sub, entry, queue, redelivered = record
+                    sub, entry, queue, _ = record
                     group = back.setdefault((id(sub.route), queue), (sub.route, queue, []))
-                    group[2].append((entry, redelivered))
+                    # Marked redelivered: the write that failed may have put
+                    # some of it on the wire ("may have been delivered before").
+                    group[2].append((entry, True))
         session.unwritten.clear()
         session.marks.clear()
         out: list[Post] = []
@@ -679,7 +681,9 @@ class Router:
                     if changed is None:
                         return []
                     event = changed
-                handler = self._handlers[type(event)]
+                handler = self._handlers.get(type(event))
+                if handler is None:
+                    return []
             out = handler(session, event)
         except (Refusal, OverflowError) as exc:
             self.stats["refused"] += 1
