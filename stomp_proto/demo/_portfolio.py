@@ -4,7 +4,10 @@ This module is the whole application, on the public API only: a price feed
 (Spring's ``QuoteService``), positions per user answered on subscription and
 trades executed by a handler (``PortfolioController``), and errors reported to
 the trader (``@MessageExceptionHandler``). ``__main__`` serves it with its web
-page; nothing here knows about HTTP or sockets.
+page; nothing here knows about HTTP or sockets. Every handler is a coroutine,
+so the prices and positions are only touched on the broker's event loop, one
+handler at a time: no locks (a plain ``def`` handler would run in a worker
+thread, as FastAPI runs sync endpoints).
 
 Destinations:
 

@@ -157,6 +157,17 @@ def test_trading_in_the_browser(browser: Any, demo_url: str, tmp_path: Path) -> 
     expect(paulson.locator("#activity li")).to_have_count(0)
     expect(paulson.locator("#positions tbody tr")).to_have_count(3)
     expect(paulson.locator('#positions tr[data-ticker="MMM"]')).to_have_count(0)
+    # log out, and in as fabrice: the positions are the server's, trades included
+    paulson.click("#logout")
+    expect(paulson.locator("#login-view")).to_be_visible()
+    expect(paulson.locator("#status")).to_have_text("offline")
+    paulson.fill("#login", "fabrice")
+    paulson.fill("#passcode", "fab123")
+    paulson.click("#login-button")
+    expect(paulson.locator("#status")).to_have_text("connected as fabrice")
+    expect(paulson.locator('#positions tr[data-ticker="MMM"] .shares')).to_have_text("100")
+    expect(paulson.locator('#positions tr[data-ticker="AAPL"] .shares')).to_have_text("10")
+    expect(paulson.locator("#activity li")).to_have_count(0)
 
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
