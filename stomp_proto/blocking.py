@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from . import (
     NEED_DATA,
@@ -505,13 +506,167 @@ class Transaction:
         return f"<Transaction {self.id!r}{' done' if self.done else ''}>"
 
 
+#: The STOMP subprotocols offered in a WebSocket handshake, best first.
+STOMP_SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
+
+
+class _Wire:
+    """STOMP bytes over a TCP (or TLS) socket: nothing to frame."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def frame(self, data: bytes) -> bytes:
+        """The bytes that carry one STOMP frame (or heart-beat) ``data``."""
+        return data
+
+    def feed(self, raw: bytes) -> tuple[bytes, bool, bytes]:
+        """Take bytes read from the socket (``b""``: EOF).
+
+        Returns:
+            ``(stomp, eof, reply)``: STOMP bytes for the core, whether the peer
+            has closed, and bytes to write back (WebSocket Pong or Close).
+        """
+        return raw, not raw, b""
+
+    def goodbye(self) -> bytes:
+        """What to write before closing the socket (a WebSocket Close)."""
+        return b""
+
+
+class _WebSocketWire(_Wire):
+    """STOMP over WebSocket (wsproto), after the handshake.
+
+    As the AnyIO adapter does it: incoming text and binary messages are one
+    byte stream for the parser; each outgoing frame is one message, text when
+    it is valid UTF-8, binary otherwise; Pings are answered; a message larger
+    than ``max_message_size`` or a text message that is not UTF-8 ends the
+    connection. Every call happens under the client's lock.
+    """
+
+    def __init__(self, sock: socket.socket, ws: Any, max_message_size: int) -> None:
+        super().__init__(sock)
+        self.ws = ws
+        self.max_message_size = max_message_size
+        self._message_size = 0
+
+    def frame(self, data: bytes) -> bytes:
+        from wsproto.events import BytesMessage, TextMessage
+        from wsproto.utilities import LocalProtocolError as WsLocalError
+
+        message: TextMessage | BytesMessage
+        try:
+            message = TextMessage(data=data.decode())
+        except UnicodeDecodeError:
+            message = BytesMessage(data=data)
+        try:
+            out: bytes = self.ws.send(message)
+        except WsLocalError as exc:
+            raise BrokenPipeError(f"the WebSocket is closing: {exc}") from exc
+        return out
+
+    def feed(self, raw: bytes) -> tuple[bytes, bool, bytes]:
+        from wsproto.connection import ConnectionState
+        from wsproto.events import BytesMessage, CloseConnection, Message, Ping
+        from wsproto.utilities import LocalProtocolError as WsLocalError
+
+        ws = self.ws
+        try:
+            ws.receive_data(raw or None)
+        except WsLocalError:  # bytes after the Close handshake: the connection is over
+            return b"", True, b""
+        stomp, reply = bytearray(), bytearray()
+        eof = not raw
+        for event in ws.events():
+            if isinstance(event, Message):
+                chunk = (
+                    bytes(event.data) if isinstance(event, BytesMessage) else event.data.encode()
+                )
+                self._message_size += len(chunk)
+                if self._message_size > self.max_message_size:
+                    raise ConnectionLost(
+                        f"the server sent a WebSocket message larger than max_message_size "
+                        f"({self.max_message_size} bytes)"
+                    )
+                if event.message_finished:
+                    self._message_size = 0
+                stomp += chunk
+            elif isinstance(event, Ping):
+                reply += ws.send(event.response())
+            elif isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.REMOTE_CLOSING:  # the server closes: reply
+                    reply += ws.send(event.response())
+                elif ws.state is ConnectionState.OPEN:  # wsproto found bad framing
+                    if event.code == 1007:
+                        raise ConnectionLost(
+                            "the server sent a WebSocket text message that is not valid "
+                            "UTF-8 (a binary body; RabbitMQ needs web_stomp.ws_frame = binary)"
+                        )
+                    raise ConnectionLost(f"WebSocket protocol error (close code {event.code})")
+                eof = True
+        return bytes(stomp), eof, bytes(reply)
+
+    def goodbye(self) -> bytes:
+        from wsproto.connection import ConnectionState
+        from wsproto.events import CloseConnection
+
+        if self.ws.state is not ConnectionState.OPEN:
+            return b""
+        out: bytes = self.ws.send(CloseConnection(code=1000))
+        return out
+
+
+def _websocket_handshake(
+    sock: socket.socket, netloc: str, path: str, deadline: float, max_message_size: int
+) -> _WebSocketWire:
+    try:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, RejectConnection, Request
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "STOMP over WebSocket needs: pip install 'stomp-proto[websocket]'"
+        ) from exc
+    from wsproto.utilities import RemoteProtocolError as WsRemoteError
+
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock.sendall(ws.send(Request(host=netloc, target=path, subprotocols=list(STOMP_SUBPROTOCOLS))))
+    while True:
+        data = _recv_before(sock, deadline, "no WebSocket handshake reply")
+        try:
+            ws.receive_data(data or None)
+            events = list(ws.events())
+        except WsRemoteError as exc:
+            raise ConnectionLost(f"the WebSocket handshake failed: {exc}") from exc
+        for event in events:
+            if isinstance(event, AcceptConnection):
+                return _WebSocketWire(sock, ws, max_message_size)
+            if isinstance(event, RejectConnection):
+                raise ConnectionRefusedError(
+                    f"WebSocket handshake rejected: HTTP {event.status_code}"
+                )
+        if not data:
+            raise ConnectionLost("the server closed the connection during the WebSocket handshake")
+
+
+def _recv_before(sock: socket.socket, deadline: float, what: str) -> bytes:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(what)
+    sock.settimeout(left)
+    try:
+        return sock.recv(_READ_SIZE)
+    except (TimeoutError, _ssl.SSLWantReadError):
+        raise TimeoutError(what) from None
+
+
 class _Link:
     """One transport and its connection."""
 
-    __slots__ = ("conn", "epoch", "sock")
+    __slots__ = ("conn", "epoch", "sock", "wire")
 
-    def __init__(self, sock: socket.socket, conn: ClientConnection, epoch: int) -> None:
-        self.sock = sock
+    def __init__(self, wire: _Wire, conn: ClientConnection, epoch: int) -> None:
+        self.wire = wire
+        self.sock = wire.sock
         self.conn = conn
         self.epoch = epoch
 
@@ -554,7 +709,8 @@ class Client:
             raise ValueError("buffer must be at least 1")
         self.host, self.port = host, port
         self.login, self.passcode = login, passcode
-        self.vhost = vhost if vhost is not None else host
+        # Over WebSocket the URL's host is no STOMP virtual host (as in the AnyIO client).
+        self.vhost = vhost if vhost is not None else (None if host.startswith("ws") else host)
         self.versions = tuple(versions)
         self.heart_beat = heart_beat
         self.grace = grace
@@ -659,16 +815,26 @@ class Client:
     def _open(self, host: str, port: int) -> None:
         """Connect the socket and do the CONNECT/CONNECTED handshake (bounded by timeout)."""
         deadline = time.monotonic() + self.timeout
+        url = urlsplit(host) if host.startswith(("ws://", "wss://")) else None
+        secure = bool(self.ssl) or (url is not None and url.scheme == "wss")
+        if url is not None:
+            host = url.hostname or "localhost"
+            port = url.port or (443 if url.scheme == "wss" else 80)
         sock = socket.create_connection((host, port), timeout=self.timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.ssl:
+            if secure:
                 context = (
                     self.ssl
                     if isinstance(self.ssl, _ssl.SSLContext)
                     else _ssl.create_default_context()
                 )
                 sock = context.wrap_socket(sock, server_hostname=self.server_hostname or host)
+            wire = _Wire(sock)
+            if url is not None:
+                path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+                size = self.limits.max_body_size + self.limits.max_header_size
+                wire = _websocket_handshake(sock, url.netloc, path, deadline, size)
             conn = ClientConnection(grace=self.grace, limits=self.limits)
             hello = Connect(
                 accept_version=self.versions,
@@ -678,36 +844,35 @@ class Client:
                 heart_beat=self.heart_beat,
                 headers=self.extra_headers,
             )
-            sock.sendall(conn.send(hello, self.clock()))
-            connected = self._handshake(conn, sock, deadline)
+            sock.sendall(wire.frame(conn.send(hello, self.clock())))
+            connected = self._handshake(conn, wire, deadline)
         except BaseException:
             sock.close()
             raise
         with self._lock:
             self._epoch += 1
-            self._link = _Link(sock, conn, self._epoch)
+            self._link = _Link(wire, conn, self._epoch)
             self.connected = connected
             self._error = None
         self._up.set()
         log.debug("connected to %s:%d (STOMP %s)", host, port, conn.version)
 
-    def _handshake(self, conn: ClientConnection, sock: socket.socket, deadline: float) -> Connected:
+    def _handshake(self, conn: ClientConnection, wire: _Wire, deadline: float) -> Connected:
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no CONNECTED within {self.timeout} s")
-                sock.settimeout(left)
-                try:
-                    data = sock.recv(_READ_SIZE)
-                except (TimeoutError, _ssl.SSLWantReadError):
-                    raise TimeoutError(f"no CONNECTED within {self.timeout} s") from None
-                conn.receive_data(data, self.clock())
+                raw = _recv_before(wire.sock, deadline, f"no CONNECTED within {self.timeout} s")
+                stomp, eof, reply = wire.feed(raw)
+                if reply:
+                    wire.sock.sendall(reply)
+                if stomp:
+                    conn.receive_data(stomp, self.clock())
+                if eof:
+                    conn.receive_data(b"", self.clock())
                 continue
             if isinstance(event, Connected):
                 # Reads wait in select; the timeout bounds a blocked sendall.
-                sock.settimeout(self.timeout)
+                wire.sock.settimeout(self.timeout)
                 return event
             if isinstance(event, Error):
                 raise StompError(event)
@@ -783,8 +948,7 @@ class Client:
                 if link is None:  # pragma: no cover - _recover leaves a link or stops
                     break
                 error = self._read(link)
-                with contextlib.suppress(OSError):
-                    link.sock.close()
+                self._hang_up(link)
                 if self._closing:
                     break
                 log.warning("connection to %s:%d lost: %s", self.host, self.port, error)
@@ -824,11 +988,20 @@ class Client:
                     if sock not in ready:
                         continue
                 try:
-                    data = sock.recv(_READ_SIZE)
+                    raw = sock.recv(_READ_SIZE)
                 except (TimeoutError, _ssl.SSLWantReadError):
                     continue  # a partial TLS record: wait for the rest
                 with self._lock:
-                    conn.receive_data(data, self.clock())
+                    stomp, eof, reply = link.wire.feed(raw)
+                    if reply:
+                        sock.sendall(reply)
+                    now = self.clock()
+                    if stomp or eof:
+                        conn.receive_data(stomp, now)
+                    if eof and stomp:
+                        conn.receive_data(b"", now)
+        except ConnectionLost as exc:  # from the WebSocket layer
+            return exc
         except ProtocolError as exc:
             lost = ConnectionLost(f"protocol error: {exc}")
             lost.__cause__ = exc
@@ -841,6 +1014,16 @@ class Client:
             return lost
         return ConnectionLost("the client is closed")
 
+    def _hang_up(self, link: _Link) -> None:
+        """Close ``link``'s socket, after a WebSocket Close if one is still due."""
+        with contextlib.suppress(OSError), self._lock:
+            goodbye = link.wire.goodbye()
+            if goodbye:
+                link.sock.settimeout(0.5)
+                link.sock.sendall(goodbye)
+        with contextlib.suppress(OSError):
+            link.sock.close()
+
     def _timers(self, link: _Link, *, reading: bool) -> None:
         with self._lock:
             deadline = link.conn.next_deadline()
@@ -851,7 +1034,7 @@ class Client:
                 return
             data = link.conn.handle_timer(now, reading=reading)
             if data:
-                link.sock.sendall(data)
+                link.sock.sendall(link.wire.frame(data))
 
     def _dispatch(self, link: _Link) -> BaseException | None:
         """Hand out every event the core has; return why the connection ended, if it did."""
@@ -1017,7 +1200,7 @@ class Client:
                 self._receipts.pop(receipt_id, None)
                 raise
             try:
-                link.sock.sendall(data)
+                link.sock.sendall(link.wire.frame(data))
             except OSError as exc:
                 # Part of a frame may be out: this connection cannot go on.
                 self._receipts.pop(receipt_id, None)
@@ -1196,12 +1379,14 @@ def connect(
     ``client.disconnect()`` yourself.
 
     Args:
-        host: the server's host name or address.
-        port: its STOMP port.
+        host: the server's host name or address, or a ``ws://`` or ``wss://``
+            URL for STOMP over WebSocket (as RabbitMQ Web-STOMP, Spring and
+            our broker serve it; needs the ``websocket`` extra, wsproto).
+        port: its STOMP port (ignored with a URL, which has its own).
         login: the CONNECT ``login``.
         passcode: the CONNECT ``passcode``.
-        vhost: the CONNECT ``host`` header (default: ``host``; RabbitMQ wants
-            its virtual host, often ``"/"``).
+        vhost: the CONNECT ``host`` header (default: ``host``, none with a
+            URL; RabbitMQ wants its virtual host, often ``"/"``).
         versions: the STOMP versions offered; the server picks one.
         heart_beat: ``(cx, cy)`` ms: how often we can send, how often we want
             to hear from the server; ``(0, 0)`` for none.

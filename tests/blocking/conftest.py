@@ -28,23 +28,37 @@ LOGIN, PASSCODE = "user", "secret"
 class BrokerThread:
     """Our broker, started and stopped from synchronous test code."""
 
-    def __init__(self, portal: anyio.from_thread.BlockingPortal, **options: object) -> None:
+    def __init__(
+        self,
+        portal: anyio.from_thread.BlockingPortal,
+        *,
+        websocket: bool = False,
+        **options: object,
+    ) -> None:
         self.portal = portal
         self.options = options
+        self.websocket = websocket
         self.port = 0
+        self.ws_port = 0
         self.broker: Broker | None = None
         self._served: Future[None] | None = None
 
     def start(self) -> None:
         broker = Broker(
             tcp=[(HOST, self.port)],
-            ws=[],
+            ws=[(HOST, self.ws_port, "/ws")] if self.websocket else [],
             users={LOGIN: PASSCODE},
             **self.options,  # type: ignore[arg-type]
         )
         self._served, _ = self.portal.start_task(broker.serve)
         self.broker = broker
         self.port = next(port for kind, _, port in broker.addresses if kind == "tcp")
+        if self.websocket:
+            self.ws_port = next(port for kind, _, port in broker.addresses if kind == "ws")
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.ws_port}/ws"
 
     def stop(self) -> None:
         if self.broker is not None:

@@ -95,7 +95,7 @@ def test_reconnect_policy_delays() -> None:
 @pytest.fixture
 def beating_broker() -> Iterator[BrokerThread]:
     with anyio.from_thread.start_blocking_portal() as portal:
-        running = BrokerThread(portal, heart_beat=(50, 50), grace=2.0)
+        running = BrokerThread(portal, heart_beat=(100, 100), grace=3.0)
         running.start()
         try:
             yield running
@@ -104,14 +104,14 @@ def beating_broker() -> Iterator[BrokerThread]:
 
 
 def test_real_heart_beats_keep_an_idle_session_alive(beating_broker: BrokerThread) -> None:
-    # 50 ms both ways, the broker drops a client silent for 100 ms: staying
-    # idle for 0.5 s only works if the reader thread really beats.
+    # 100 ms both ways, the broker drops a client silent for 300 ms: staying
+    # idle for 0.8 s only works if the reader thread really beats.
     with connect(
-        HOST, beating_broker.port, login=LOGIN, passcode=PASSCODE, heart_beat=(50, 50)
+        HOST, beating_broker.port, login=LOGIN, passcode=PASSCODE, heart_beat=(100, 100)
     ) as c:
         sub = c.subscribe(dest())
         with pytest.raises(TimeoutError):
-            sub.get(timeout=0.5)
+            sub.get(timeout=0.8)
         assert c.is_connected
         c.send(sub.destination, b"still here", receipt=True)
         assert sub.get(timeout=5).body == b"still here"
@@ -122,7 +122,7 @@ def test_without_heart_beats_the_broker_drops_a_silent_client(
 ) -> None:
     # The control for the test above: the same broker drops a client that
     # offers beats and sends none (the same client with its clock stopped).
-    c = connect(HOST, beating_broker.port, login=LOGIN, passcode=PASSCODE, heart_beat=(50, 50))
+    c = connect(HOST, beating_broker.port, login=LOGIN, passcode=PASSCODE, heart_beat=(100, 100))
     c.clock = lambda: 0.0  # time stands still for the client: no beat ever comes due
     sub = c.subscribe(dest(), receipt=False)
     with pytest.raises(ConnectionLost):
