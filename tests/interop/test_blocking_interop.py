@@ -246,3 +246,25 @@ def test_reconnect_after_a_broker_restart(broker: Broker) -> None:
         assert sub.get(timeout=10).text() == "after"
         with pytest.raises(ConnectionLost, match="connection that has since been lost"):
             before.ack()
+
+
+def test_websocket_against_rabbitmq_web_stomp(rabbitmq: Broker) -> None:
+    queue = dest()
+    with connect(
+        rabbitmq.ws_url,  # type: ignore[attr-defined]
+        login=rabbitmq.login,
+        passcode=rabbitmq.passcode,
+        vhost=rabbitmq.vhost,
+        heart_beat=(1000, 1000),
+    ) as c:
+        assert c.version == "1.2"
+        sub = c.subscribe(queue, ack="client-individual")
+        big = "€uro " * 40_000  # 240 KB in one WebSocket message each way
+        c.send(queue, "über websocket", receipt=True)
+        c.send(queue, big, receipt=True)
+        first = sub.get(timeout=10)
+        assert first.text() == "über websocket"
+        first.ack(receipt=True)
+        assert sub.get(timeout=10).text() == big
+        # (Binary bodies need RabbitMQ's web_stomp.ws_frame = binary: by default
+        # it sends every MESSAGE as a text frame, which must be valid UTF-8.)
