@@ -12,7 +12,7 @@ Queues (:func:`test_soak_queues`): producers send batches, each with a receipt
 on its last SEND (some batches in a transaction, the receipt on COMMIT); a
 message is *accepted* once that receipt is seen. Consumers in every ack mode
 (``auto``, ``client``, ``client-individual``, with and without
-``prefetch-count``) come and go at random: those that acknowledge are killed
+``prefetch-count``, some slow readers) come and go at random: those that acknowledge are killed
 abruptly (FIN or RST, no DISCONNECT, whatever they had not acknowledged still
 unacknowledged), ``auto`` ones leave with DISCONNECT and read to its RECEIPT
 (an ``auto`` message written to a socket that is then reset is consumed by
@@ -193,6 +193,7 @@ async def queue_consumer(
         prefetch = rng.choice((None, 1, 10, 100))
         ack_every = 1 if mode != "client" else min(rng.choice((1, 5, 20)), prefetch or 20)
         headers = [] if prefetch is None else [("prefetch-count", str(prefetch))]
+        slow = rng.random() < 0.2  # reads 2 ms per message: its backlog builds up
         raw = await RawClient.connected(port)
         await raw.subscribe(rng.choice(QUEUES), "q", ack=mode, headers=headers)
         lifetime = anyio.current_time() + rng.uniform(0.2, 2.5)
@@ -212,6 +213,8 @@ async def queue_consumer(
             assert frame is not None, f"seed={SEED}: {name} lost its connection"
             assert frame.command == "MESSAGE", (SEED, frame)
             ledger.record(name, frame)
+            if slow:
+                await anyio.sleep(0.002)
             if mode == "auto":
                 continue
             last_ack = frame.get("ack") or ""
