@@ -1,4 +1,4 @@
-"""The STOMP client adapter: sockets, tasks and timers around ``ClientConnection``.
+"""The STOMP client adapter's facade: :class:`Client` and what it hands out.
 
 One object per session, used as an async context manager::
 
@@ -8,11 +8,13 @@ One object per session, used as an async context manager::
         async for message in sub:
             await message.ack()
 
-Two background tasks per connection: the *reader* feeds received bytes to the
-core and routes its events (MESSAGE to its subscription, RECEIPT to whoever
-waits for it, ERROR to everyone as :class:`StompError`); the *ticker* sleeps
-until the core's next deadline and writes what ``handle_timer`` returns. All
-writes go through one lock, so bytes leave in the order the core produced them.
+Three layers, one module each: ``_link.py`` is one connection (a transport,
+its ``ClientConnection``, the reader that routes events and the ticker that
+sends heart-beats); ``_supervisor.py`` runs one link after another under the
+:class:`ReconnectPolicy`; this module keeps what outlives a connection
+(subscriptions, pending receipts, ids, transactions) and is the API. The core
+answers the protocol's questions (which subscription a MESSAGE is for,
+whether an ACK may be sent now): nothing here re-derives them.
 
 Back-pressure: each subscription buffers at most ``buffer`` messages. When a
 consumer falls behind, the reader waits for room instead of reading the
@@ -25,11 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import random
 import ssl as _ssl
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -37,7 +37,6 @@ import anyio
 import anyio.abc
 
 from .. import (
-    NEED_DATA,
     Abort,
     Ack,
     Begin,
@@ -45,12 +44,9 @@ from .. import (
     Commit,
     Connect,
     Connected,
-    ConnectionClosed,
     Disconnect,
-    Error,
     Event,
     Limits,
-    LocalProtocolError,
     Message,
     Nack,
     ProtocolError,
@@ -60,7 +56,8 @@ from .. import (
     Subscribe,
     Unsubscribe,
 )
-from ._transport import Transport, open_transport
+from ._link import ConnectionLost, Link, StompError
+from ._supervisor import ReconnectPolicy, Supervisor
 
 __all__ = [
     "Client",
@@ -74,51 +71,6 @@ __all__ = [
 ]
 
 Headers = Sequence[tuple[str, str]]
-
-
-class StompError(Exception):
-    """The server sent an ERROR frame; ``error`` is the :class:`~stomp_proto.Error` event."""
-
-    def __init__(self, error: Error) -> None:
-        detail = error.body.decode("utf-8", "replace").strip()
-        text = error.message or "ERROR frame"
-        super().__init__(f"{text}: {detail}" if detail and detail != text else text)
-        self.error = error
-
-
-class ConnectionLost(ConnectionError):
-    """The connection ended: EOF, a silent peer, a protocol error, or a closed client."""
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """When and where to reconnect after a lost connection.
-
-    Attributes:
-        hosts: ``(host, port)`` pairs tried in turn (failover); empty means
-            the address the client first connected to.
-        initial_delay: seconds before the first attempt.
-        max_delay: the cap of the exponential back-off.
-        multiplier: growth of the delay between attempts.
-        jitter: each delay is scaled by a random factor in ``[1 - jitter, 1 + jitter]``.
-        max_attempts: attempts per outage before giving up (None: forever).
-            The count and the delay start over after every successful connect.
-    """
-
-    hosts: Sequence[tuple[str, int]] = ()
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    max_attempts: int | None = 10
-
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """The delay before each attempt of one outage."""
-        rng = rng or random.Random()
-        delay = self.initial_delay
-        for _ in itertools.count() if self.max_attempts is None else range(self.max_attempts):
-            yield max(0.0, delay * rng.uniform(1 - self.jitter, 1 + self.jitter))
-            delay = min(self.max_delay, delay * self.multiplier)
 
 
 class _Waiter:
@@ -288,7 +240,14 @@ class Transaction:
 
 
 class Client:
-    """A STOMP client session; create it with :func:`connect`."""
+    """A STOMP client session; create it with :func:`connect`.
+
+    The facade of three layers: each connection is a :class:`~._link.Link`
+    (transport, core connection, reader and ticker), a
+    :class:`~._supervisor.Supervisor` reconnects under the policy, and this
+    class keeps what outlives a connection (subscriptions, pending receipts,
+    ids) and offers the API.
+    """
 
     def __init__(
         self,
@@ -324,21 +283,46 @@ class Client:
         self.reconnect = reconnect
         self.limits = limits or Limits()
         self.extra_headers = tuple(headers)
-        #: The CONNECTED event of the current connection.
-        self.connected: Connected | None = None
         self.closed = False
-        self._conn: ClientConnection | None = None
-        self._transport: Transport | None = None
-        self._epoch = 0
         self._error: BaseException | None = None
-        self._write_lock = anyio.Lock()
         self._receipts: dict[str, _Waiter] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._link_scope: anyio.CancelScope | None = None
-        self._reading = True
+        self._supervisor: Supervisor | None = None
         self._closing = False
+
+    # -- the current connection, as the supervisor has it ----------------------
+
+    @property
+    def _link(self) -> Link | None:
+        return self._supervisor.link if self._supervisor is not None else None
+
+    @property
+    def _conn(self) -> ClientConnection | None:
+        link = self._link
+        return link.conn if link is not None else None
+
+    @property
+    def _epoch(self) -> int:
+        return self._supervisor.epoch if self._supervisor is not None else 0
+
+    @property
+    def _reading(self) -> bool:
+        link = self._link
+        return link.reading if link is not None else True
+
+    @property
+    def connected(self) -> Connected | None:
+        """The CONNECTED event of the current connection."""
+        link = self._link
+        return link.connected if link is not None else None
+
+    @property
+    def version(self) -> str | None:
+        """The negotiated STOMP version."""
+        conn = self._conn
+        return conn.version if conn is not None else None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -346,8 +330,19 @@ class Client:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        self._supervisor = Supervisor(
+            tg,
+            self._open_link,
+            (self.host, self.port),
+            self.reconnect,
+            on_message=self._deliver,
+            on_receipt=self._resolve,
+            on_lost=self._fail_receipts,
+            on_reconnected=self._resubscribe,
+            on_finished=self._finish,
+        )
         try:
-            await self._open(self.host, self.port)
+            await self._supervisor.open(self.host, self.port)
         except BaseException:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -369,14 +364,7 @@ class Client:
             await self._tg.__aexit__(None, None, None)
         return None
 
-    @property
-    def version(self) -> str | None:
-        """The negotiated STOMP version."""
-        return self._conn.version if self._conn is not None else None
-
-    async def _open(self, host: str, port: int) -> None:
-        """Connect the transport and do the CONNECT/CONNECTED handshake."""
-        conn = ClientConnection(grace=self.grace, limits=self.limits)
+    async def _open_link(self, host: str, port: int, epoch: int) -> Link:
         connect = Connect(
             accept_version=self.versions,
             host=self.vhost,
@@ -385,135 +373,44 @@ class Client:
             heart_beat=self.heart_beat,
             headers=self.extra_headers,
         )
-        with anyio.fail_after(self.connect_timeout):
-            transport = await open_transport(
-                host,
-                port,
-                ssl=self.ssl,
-                server_hostname=self.server_hostname,
-                max_message_size=self.limits.max_body_size + self.limits.max_header_size,
-            )
-            try:
-                await transport.send(conn.send(connect, anyio.current_time()))
-                connected = await self._handshake(conn, transport)
-            except BaseException:
-                await transport.aclose()
-                raise
-        self._conn, self._transport, self.connected = conn, transport, connected
-        self._epoch += 1
-        self._error = None
-        assert self._tg is not None
-        scope = anyio.CancelScope()
-        self._link_scope = scope
-        self._tg.start_soon(self._run_link, scope, conn, transport)
+        return await Link.open(
+            host,
+            port,
+            connect,
+            epoch=epoch,
+            grace=self.grace,
+            limits=self.limits,
+            ssl=self.ssl,
+            server_hostname=self.server_hostname,
+            timeout=self.connect_timeout,
+        )
 
-    @staticmethod
-    async def _handshake(conn: ClientConnection, transport: Transport) -> Connected:
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                data = await transport.receive()
-                conn.receive_data(data, anyio.current_time())
-                continue
-            if isinstance(event, Connected):
-                return event
-            if isinstance(event, Error):
-                raise StompError(event)
-            if isinstance(event, ConnectionClosed):
-                raise ConnectionLost("the server closed the connection before CONNECTED")
-            # A heart-beat EOL before CONNECTED: ignore it.
-
-    async def _run_link(
-        self, scope: anyio.CancelScope, conn: ClientConnection, transport: Transport
-    ) -> None:
-        """Run the reader and the ticker of one connection; then handle its end."""
-        failures: list[BaseException] = []
-        with scope:
-            async with anyio.create_task_group() as tg:
-
-                async def guard(task: Any) -> None:
-                    try:
-                        await task(conn, transport)
-                    except (StompError, ProtocolError, OSError, anyio.BrokenResourceError) as exc:
-                        failures.append(exc)
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(guard, self._ticker)
-                tg.start_soon(guard, self._reader)
-        if scope.cancel_called and not failures:
-            await transport.aclose()
-            return  # disconnect() ended this connection
-        await transport.aclose()
-        failure = getattr(transport, "failure", None)
-        closed = failure or "the server closed the connection"
-        error = failures[0] if failures else ConnectionLost(closed)
-        if isinstance(error, ProtocolError):
-            lost = ConnectionLost(f"protocol error: {error}")
-            lost.__cause__ = error
-            error = lost
-        elif isinstance(error, (OSError, anyio.BrokenResourceError)) and not isinstance(
-            error, ConnectionLost
-        ):
-            lost = ConnectionLost(f"transport failed: {error!r}")
-            lost.__cause__ = error
-            error = lost
-        if self._closing or self.closed:
-            self._finish(ConnectionLost("the client is closed"))
-            return
-        await self._lost(error)
-
-    async def _reader(self, conn: ClientConnection, transport: Transport) -> None:
-        while True:
-            data = await transport.receive()
-            conn.receive_data(data, anyio.current_time())
-            while True:
-                event = conn.next_event()
-                if event is NEED_DATA:
-                    break
-                if isinstance(event, Message):
-                    await self._deliver(conn, event)
-                elif isinstance(event, Receipt):
-                    waiter = self._receipts.pop(event.receipt_id, None)
-                    if waiter is not None:
-                        waiter.resolve(event)
-                elif isinstance(event, Error):
-                    raise StompError(event)
-                elif isinstance(event, ConnectionClosed):
-                    return
-
-    async def _deliver(self, conn: ClientConnection, event: Message) -> None:
-        key = conn.subscription_for(event)  # the core knows (and the 1.0 fallbacks)
+    async def _deliver(self, link: Link, event: Message) -> None:
+        key = link.conn.subscription_for(event)  # the core knows (and the 1.0 fallbacks)
         sub = None if key is None else self._subscriptions.get(key)
         if sub is None:
             return  # in flight when we unsubscribed
-        message = ReceivedMessage(self, event, sub, self._epoch)
+        message = ReceivedMessage(self, event, sub, link.epoch)
         try:
             sub._send.send_nowait(message)
         except anyio.WouldBlock:
-            self._reading = False  # back-pressure: stop reading until there is room
+            link.reading = False  # back-pressure: stop reading until there is room
             try:
                 await sub._send.send(message)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 pass
             finally:
-                self._reading = True
+                link.reading = True
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
-    async def _ticker(self, conn: ClientConnection, transport: Transport) -> None:
-        while True:
-            deadline = conn.next_deadline()
-            if deadline is None:
-                await anyio.sleep_forever()
-                return  # pragma: no cover
-            await anyio.sleep_until(deadline)
-            async with self._write_lock:
-                data = conn.handle_timer(anyio.current_time(), reading=self._reading)
-                if data:
-                    await transport.send(data)
+    def _resolve(self, receipt: Receipt) -> None:
+        waiter = self._receipts.pop(receipt.receipt_id, None)
+        if waiter is not None:
+            waiter.resolve(receipt)
 
-    async def _lost(self, error: BaseException) -> None:
-        """The connection died: fail what waited on it, then reconnect or give up."""
+    def _fail_receipts(self, error: BaseException) -> None:
+        """A connection was lost: nothing sent over it will be confirmed."""
         for waiter in self._receipts.values():
             if isinstance(error, StompError):
                 waiter.resolve(None, error)
@@ -522,30 +419,6 @@ class Client:
                 lost.__cause__ = error
                 waiter.resolve(None, lost)
         self._receipts.clear()
-        self._conn = None
-        policy = self.reconnect
-        if policy is None or isinstance(error, StompError):
-            self._finish(error)
-            return
-        hosts = list(policy.hosts) or [(self.host, self.port)]
-        for attempt, delay in enumerate(policy.delays()):
-            await anyio.sleep(delay)
-            if self._closing or self.closed:
-                break
-            host, port = hosts[attempt % len(hosts)]
-            try:
-                await self._open(host, port)
-            except (OSError, TimeoutError, StompError, ProtocolError, ConnectionLost):
-                continue
-            if self._closing or self.closed:
-                await self.disconnect()
-                return
-            try:
-                await self._resubscribe()
-            except (OSError, StompError, ProtocolError, ConnectionLost):
-                continue
-            return
-        self._finish(error)
 
     async def _resubscribe(self) -> None:
         for sub in list(self._subscriptions.values()):
@@ -566,6 +439,9 @@ class Client:
         if self.closed:
             return
         self._closing = True
+        supervisor = self._supervisor
+        if supervisor is not None:
+            supervisor.closing = True
         conn = self._conn
         if conn is not None and conn.state is State.CONNECTED:
             try:
@@ -574,10 +450,9 @@ class Client:
             except (ConnectionLost, StompError, ProtocolError, OSError):
                 pass
         self.closed = True
-        if self._link_scope is not None:
-            self._link_scope.cancel()
-        if self._transport is not None:
-            await self._transport.aclose()
+        link = supervisor.stop() if supervisor is not None else None
+        if link is not None:
+            await link.aclose()
         self._finish(ConnectionLost("the client is closed"))
 
     # -- requests --------------------------------------------------------------
@@ -585,14 +460,15 @@ class Client:
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
 
-    def _check_open(self) -> ClientConnection:
+    def _check_open(self) -> Link:
         if self._error is not None and self.closed:
             raise self._error
         if self.closed:
             raise ConnectionLost("the client is closed")
-        if self._conn is None:
+        link = self._link
+        if link is None:
             raise ConnectionLost("not connected (reconnecting)")
-        return self._conn
+        return link
 
     async def _request(self, event: Event, receipt: bool) -> Receipt | None:
         """Send ``event``; with ``receipt``, add a receipt header and wait for the RECEIPT."""
@@ -603,26 +479,13 @@ class Client:
             event = _with_receipt(event, receipt_id)
             waiter = _Waiter()
             self._receipts[receipt_id] = waiter
-        async with self._write_lock:
-            conn = self._check_open()
-            transport = self._transport
-            assert transport is not None
-            try:
-                data = conn.send(event, anyio.current_time())
-                await transport.send(data)
-            except LocalProtocolError:
-                # The core is now in its ERROR state: end this connection (the
-                # reconnect policy, if any, opens a fresh one) and tell the caller.
-                self._receipts.pop(receipt_id, None)
-                if self._link_scope is not None:
-                    self._link_scope.cancel()
-                assert self._tg is not None
-                lost = ConnectionLost("a local protocol error ended the connection")
-                self._tg.start_soon(self._lost, lost)
-                raise
-            except BaseException:
-                self._receipts.pop(receipt_id, None)
-                raise
+        try:
+            # A LocalProtocolError ends this connection (the reconnect policy,
+            # if any, opens a fresh one) and reaches the caller.
+            await self._check_open().send(event)
+        except BaseException:
+            self._receipts.pop(receipt_id, None)
+            raise
         if waiter is None:
             return None
         return await self._wait(waiter, receipt_id)
@@ -731,7 +594,7 @@ class Client:
 
     def _check(self, event: Event) -> None:
         """Raise what the core would refuse ``event`` with, leaving the connection usable."""
-        error = self._check_open().check(event)
+        error = self._check_open().conn.check(event)
         if error is not None:
             raise error
 

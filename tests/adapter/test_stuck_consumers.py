@@ -112,7 +112,7 @@ async def test_stuck_tcp_client_is_dropped_within_grace(anyio_backend: str, styl
         assert session.pending_bytes > 0  # it was backed up: the socket was full
         # 100 ms heart-beats, grace x2: silent for 0.2 s, then a tick (<= 0.1 s), then
         # at most the drop timeout for a write in flight.
-        assert flood.ended_at - flood.subscribed_at < 1.5
+        assert flood.ended_at - flood.subscribed_at < 2.0  # nominally ~0.5 s; slack for CI load
         await stream.aclose()
         tg.cancel_scope.cancel()
 
@@ -151,7 +151,7 @@ async def test_stuck_websocket_client_is_dropped_within_grace(anyio_backend: str
             await flood.ended.wait()
         session = flood.sessions[0]
         assert session.error is not None and "no data from the client" in str(session.error)
-        assert flood.ended_at - flood.subscribed_at < 1.5
+        assert flood.ended_at - flood.subscribed_at < 2.0  # nominally ~0.5 s; slack for CI load
         await client.aclose()
         tg.cancel_scope.cancel()
 

@@ -1,0 +1,233 @@
+"""One client connection: a transport, its ``ClientConnection``, a reader and a ticker.
+
+A :class:`Link` is what one TCP (or WebSocket) connection of a client is, and
+nothing more: :meth:`Link.open` connects the transport and does the
+CONNECT/CONNECTED handshake; :meth:`Link.run` runs two tasks until the
+connection ends, the *reader* (received bytes into the core, events out to
+the facade's callbacks: MESSAGE, RECEIPT; an ERROR frame ends the link as
+:class:`StompError`) and the *ticker* (sleeps until the core's next deadline
+and writes what ``handle_timer`` returns); :meth:`Link.send` writes one event
+under the link's lock, so bytes leave in the order the core produced them.
+It returns why the connection ended, as an exception; it knows nothing of
+subscriptions, receipts or reconnecting (the facade in ``_client.py`` and the
+supervisor in ``_supervisor.py`` do).
+
+Back-pressure: while the facade's MESSAGE callback waits for room in a
+subscription's buffer, it clears :attr:`Link.reading`, and the ticker tells
+the core so (``handle_timer(reading=False)``): the broker's silence while we
+do not read is not mistaken for death.
+"""
+
+from __future__ import annotations
+
+import ssl as _ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .. import (
+    NEED_DATA,
+    ClientConnection,
+    Connect,
+    Connected,
+    ConnectionClosed,
+    Error,
+    Event,
+    LocalProtocolError,
+    Message,
+    ProtocolError,
+    Receipt,
+)
+from ._transport import Transport, open_transport
+
+__all__ = ["ConnectionLost", "Link", "StompError"]
+
+
+class StompError(Exception):
+    """The server sent an ERROR frame; ``error`` is the :class:`~stomp_proto.Error` event."""
+
+    def __init__(self, error: Error) -> None:
+        detail = error.body.decode("utf-8", "replace").strip()
+        text = error.message or "ERROR frame"
+        super().__init__(f"{text}: {detail}" if detail and detail != text else text)
+        self.error = error
+
+
+class ConnectionLost(ConnectionError):
+    """The connection ended: EOF, a silent peer, a protocol error, or a closed client."""
+
+
+#: What the reader hands a MESSAGE to: ``await on_message(link, message)``.
+OnMessage = Callable[["Link", Message], Awaitable[None]]
+#: What the reader hands a RECEIPT to.
+OnReceipt = Callable[[Receipt], None]
+
+
+class Link:
+    """One open connection of a client (made by :meth:`open`)."""
+
+    def __init__(
+        self, conn: ClientConnection, transport: Transport, connected: Connected, epoch: int
+    ) -> None:
+        self.conn = conn
+        self.transport = transport
+        #: The server's CONNECTED.
+        self.connected = connected
+        #: Which connection of the client this is (1, 2, ... after reconnects).
+        self.epoch = epoch
+        #: False while the reader waits for room in a subscription's buffer.
+        self.reading = True
+        self._write_lock = anyio.Lock()
+        self._scope = anyio.CancelScope()
+        self._failure: BaseException | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        connect: Connect,
+        *,
+        epoch: int,
+        grace: float,
+        limits: Any,
+        ssl: bool | _ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float,
+    ) -> Link:
+        """Connect the transport and do the CONNECT/CONNECTED handshake within ``timeout``.
+
+        Raises StompError (the server answered ERROR), ConnectionLost,
+        TimeoutError or OSError.
+        """
+        conn = ClientConnection(grace=grace, limits=limits)
+        with anyio.fail_after(timeout):
+            transport = await open_transport(
+                host,
+                port,
+                ssl=ssl,
+                server_hostname=server_hostname,
+                max_message_size=limits.max_body_size + limits.max_header_size,
+            )
+            try:
+                await transport.send(conn.send(connect, anyio.current_time()))
+                connected = await _handshake(conn, transport)
+            except BaseException:
+                await transport.aclose()
+                raise
+        return cls(conn, transport, connected, epoch)
+
+    async def send(self, event: Event) -> None:
+        """Write ``event`` now, in order with every other write of this link.
+
+        A :class:`~stomp_proto.LocalProtocolError` from the core puts the
+        connection in its ERROR state: the link then ends (``run`` returns a
+        ConnectionLost) and the error is raised to the caller.
+        """
+        async with self._write_lock:
+            try:
+                data = self.conn.send(event, anyio.current_time())
+            except LocalProtocolError:
+                self.fail(ConnectionLost("a local protocol error ended the connection"))
+                raise
+            await self.transport.send(data)
+
+    def fail(self, error: BaseException) -> None:
+        """End the link with ``error`` (what :meth:`run` then returns)."""
+        if self._failure is None:
+            self._failure = error
+        self._scope.cancel()
+
+    def cancel(self) -> None:
+        """End the link quietly (:meth:`run` returns None): the client is closing."""
+        self._scope.cancel()
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def run(self, on_message: OnMessage, on_receipt: OnReceipt) -> BaseException | None:
+        """Run the reader and the ticker until the connection ends; close the transport.
+
+        Returns why it ended (a :class:`ConnectionLost` or :class:`StompError`),
+        or None when :meth:`cancel` ended it.
+        """
+        failures: list[BaseException] = []
+        with self._scope:
+            async with anyio.create_task_group() as tg:
+
+                async def guard(task: Callable[[], Awaitable[None]]) -> None:
+                    try:
+                        await task()
+                    except (StompError, ProtocolError, OSError, anyio.BrokenResourceError) as exc:
+                        failures.append(exc)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(guard, self._ticker)
+                tg.start_soon(guard, lambda: self._reader(on_message, on_receipt))
+        await self.transport.aclose()
+        if self._failure is not None:
+            return self._failure
+        if self._scope.cancel_called and not failures:
+            return None
+        closed = getattr(self.transport, "failure", None) or "the server closed the connection"
+        error = failures[0] if failures else ConnectionLost(closed)
+        if isinstance(error, ProtocolError):
+            lost = ConnectionLost(f"protocol error: {error}")
+            lost.__cause__ = error
+            return lost
+        if isinstance(error, (OSError, anyio.BrokenResourceError)) and not isinstance(
+            error, ConnectionLost
+        ):
+            lost = ConnectionLost(f"transport failed: {error!r}")
+            lost.__cause__ = error
+            return lost
+        return error
+
+    async def _reader(self, on_message: OnMessage, on_receipt: OnReceipt) -> None:
+        conn, transport = self.conn, self.transport
+        while True:
+            data = await transport.receive()
+            conn.receive_data(data, anyio.current_time())
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, Message):
+                    await on_message(self, event)
+                elif isinstance(event, Receipt):
+                    on_receipt(event)
+                elif isinstance(event, Error):
+                    raise StompError(event)
+                elif isinstance(event, ConnectionClosed):
+                    return
+
+    async def _ticker(self) -> None:
+        conn = self.conn
+        while True:
+            deadline = conn.next_deadline()
+            if deadline is None:
+                await anyio.sleep_forever()
+                return  # pragma: no cover
+            await anyio.sleep_until(deadline)
+            async with self._write_lock:
+                data = conn.handle_timer(anyio.current_time(), reading=self.reading)
+                if data:
+                    await self.transport.send(data)
+
+
+async def _handshake(conn: ClientConnection, transport: Transport) -> Connected:
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            data = await transport.receive()
+            conn.receive_data(data, anyio.current_time())
+            continue
+        if isinstance(event, Connected):
+            return event
+        if isinstance(event, Error):
+            raise StompError(event)
+        if isinstance(event, ConnectionClosed):
+            raise ConnectionLost("the server closed the connection before CONNECTED")
+        # A heart-beat EOL before CONNECTED: ignore it.
