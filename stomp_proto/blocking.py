@@ -30,6 +30,9 @@ socket, so memory stays bounded and TCP pushes back on the broker; meanwhile
 it keeps sending heart-beats and tells the core it is not reading, so the
 broker's silence is not held against it.
 
+STOMP over WebSocket (a ``ws://`` or ``wss://`` URL as the host) frames the
+same bytes with wsproto, imported only then (the ``websocket`` extra).
+
 Time comes from ``clock`` (:func:`time.monotonic` by default; tests pass a fake
 one and wake the reader).
 
