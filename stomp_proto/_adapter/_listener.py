@@ -154,11 +154,19 @@ async def listen(
         ) as exc:
             # ssl.SSLError is an OSError: a client that is not TLS, or gave up.
             server_log("handshake", logging.DEBUG, "handshake with %s failed: %r", peer, exc)
+        except Exception:  # a bug in one handshake must not take the listener down
+            server_log(
+                "handshake bug", logging.ERROR, "handshake with %s failed", peer, exc_info=True
+            )
         if transport is None:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             return
-        await start(transport, peer, None if connect_timeout is None else deadline)
+        try:
+            await start(transport, peer, None if connect_timeout is None else deadline)
+        except Exception:  # the session catches its handler's errors; this is the rest
+            server_log("session bug", logging.ERROR, "session with %s failed", peer, exc_info=True)
+            await transport.aclose()
 
     listeners: list[Accepting[anyio.abc.SocketStream]] = list(
         getattr(listener, "listeners", None) or [listener]

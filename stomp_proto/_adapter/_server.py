@@ -442,6 +442,8 @@ def session_starter(
 ) -> Start:
     """What a listener runs for each upgraded transport: a :class:`ServerSession`."""
     versions = tuple(versions)
+    # Built once now, so that bad options fail at start-up, not per connection.
+    ServerConnection(versions=versions, heart_beat=heart_beat, grace=grace, limits=limits)
 
     async def start(transport: Transport, peer: object, deadline: float | None) -> None:
         conn = ServerConnection(

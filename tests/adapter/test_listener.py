@@ -236,3 +236,56 @@ def test_server_survives_descriptor_exhaustion(backend: str) -> None:
     assert warnings, err[-3000:]  # it did run out, and said so
     assert all("Too many open files" in line for line in warnings)
     assert len(warnings) <= 10  # rate-limited: 5 per cause per 10 s (a cause per listener errno)
+
+
+@pytest.mark.anyio
+async def test_a_failing_handshake_or_session_does_not_end_the_listener(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stomp_proto._adapter._listener import listen
+    from stomp_proto._adapter._transport import StreamTransport, Transport
+
+    caplog.set_level(logging.ERROR, logger="stomp_proto.server")
+    calls: list[str] = []
+
+    async def upgrade(stream: anyio.abc.ByteStream) -> Transport:
+        calls.append("upgrade")
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the upgrade step")
+        return StreamTransport(stream)
+
+    async def start(transport: Transport, peer: object, deadline: float | None) -> None:
+        calls.append("start")
+        if calls.count("start") == 1:
+            raise RuntimeError("a bug in the session")
+        await transport.send(b"hello")
+        await transport.aclose()
+
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            lambda task_status: listen(
+                "127.0.0.1",
+                0,
+                upgrade=upgrade,
+                start=start,
+                ssl=None,
+                connect_timeout=None,
+                handshake_timeout=None,
+                task_status=task_status,
+            )
+        )
+        for expected in (b"", b"", b"hello"):
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                received = b""
+                with anyio.fail_after(5):
+                    try:
+                        while True:
+                            received += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        pass
+                assert received == expected
+        tg.cancel_scope.cancel()
+    assert calls == ["upgrade", "upgrade", "start", "upgrade", "start"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("handshake with" in m for m in messages)
+    assert any("session with" in m for m in messages)
