@@ -192,14 +192,17 @@ class _Ended(Exception):
 class _Buffer(Generic[_T]):
     """A bounded FIFO between the reader thread and consumers.
 
-    Unlike :class:`queue.Queue` it can be closed, which wakes every waiter on
-    both sides, and a closed buffer still hands out what it holds.
+    Like :class:`queue.Queue` (one lock, a condition for each side), except that
+    it can be closed, which wakes every waiter on both sides, and a closed
+    buffer still hands out what it holds.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._items: collections.deque[_T] = collections.deque()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
         self.closed = False
 
     def put(self, item: _T, timeout: float | None) -> bool:
@@ -208,17 +211,17 @@ class _Buffer(Generic[_T]):
         Raises:
             _Ended: the buffer is closed (the item is dropped).
         """
-        with self._cond:
+        with self._not_full:
             if self.closed:
                 raise _Ended
             if len(self._items) >= self.size:
-                self._cond.wait(timeout)
+                self._not_full.wait(timeout)
                 if self.closed:
                     raise _Ended
                 if len(self._items) >= self.size:
                     return False
             self._items.append(item)
-            self._cond.notify_all()
+            self._not_empty.notify()
             return True
 
     def get(self, timeout: float | None) -> _T:
@@ -229,25 +232,26 @@ class _Buffer(Generic[_T]):
             _Ended: the buffer is closed and empty.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        with self._not_empty:
             while not self._items:
                 if self.closed:
                     raise _Ended
                 if deadline is None:
-                    self._cond.wait()
+                    self._not_empty.wait()
                 else:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError("no message within the timeout")
-                    self._cond.wait(left)
+                    self._not_empty.wait(left)
             item = self._items.popleft()
-            self._cond.notify_all()
+            self._not_full.notify()
             return item
 
     def close(self) -> None:
-        with self._cond:
+        with self._not_full:
             self.closed = True
-            self._cond.notify_all()
+            self._not_full.notify_all()
+            self._not_empty.notify_all()
 
     def __len__(self) -> int:
         return len(self._items)
