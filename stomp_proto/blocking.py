@@ -684,6 +684,11 @@ class Client:
     Every method may be called from any thread, except that a ``callback``
     (which runs on the reader thread) must not wait for a receipt.
 
+    ``Client(host, port, ...)`` takes the arguments of :func:`connect` and does
+    not connect until :meth:`open` or ``with Client(...) as client:``. One more
+    argument is for tests: ``clock``, the monotonic clock of heart-beat
+    deadlines (:func:`time.monotonic`).
+
     Attributes:
         connected: the CONNECTED event of the current connection (None while
             reconnecting).
@@ -770,7 +775,10 @@ class Client:
         wake_w.setblocking(False)
         self._wakeup = (wake_r, wake_w)
         self._reader = threading.Thread(
-            target=self._run, name=f"stomp-proto reader {self.host}:{self.port}", daemon=True
+            target=self._run,
+            name=f"stomp-proto reader {self.host}"
+            + ("" if self.host.startswith("ws") else f":{self.port}"),
+            daemon=True,
         )
         self._reader.start()
         return self

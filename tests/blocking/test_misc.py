@@ -127,3 +127,16 @@ def test_transaction_objects_and_reprs(broker: BrokerThread) -> None:
 def test_client_options_are_checked() -> None:
     with pytest.raises(ValueError, match="buffer"):
         Client(buffer=0)
+
+
+def test_a_client_opens_on_entering_its_with_block(broker: BrokerThread) -> None:
+    from .conftest import HOST, LOGIN, PASSCODE
+
+    c = Client(HOST, broker.port, login=LOGIN, passcode=PASSCODE)
+    assert not c.is_connected
+    assert c.version is None
+    with c:
+        assert c.is_connected
+        with pytest.raises(RuntimeError, match="already open"):
+            c.open()
+    assert c.closed
