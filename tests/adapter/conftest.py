@@ -55,10 +55,10 @@ class EchoServer:
         async for event in session:
             self.seen.append(event)
             if isinstance(event, Subscribe):
-                subs[event.id or event.destination] = event
+                subs[event.subscription_key] = event
             elif isinstance(event, Unsubscribe):
-                subs.pop(event.id or "", None)
-            elif isinstance(event, Commit):  # before Begin: Commit subclasses it
+                subs.pop(event.subscription_key or "", None)
+            elif isinstance(event, Commit):
                 for send in held.pop(event.transaction):
                     await self.publish(session, subs, send)
             elif isinstance(event, Abort):
