@@ -467,6 +467,16 @@ anyio.run(main, backend=backend)
 """
 
 
+def child_environment() -> dict[str, str]:
+    """The environment for a child broker: the same ``stomp_proto`` as this process's."""
+    import stomp_proto
+
+    root = str(Path(stomp_proto.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 class BrokerProcess:
     """A :class:`Broker` with ``options`` in a child process (``nofile``: its RLIMIT_NOFILE).
 
@@ -502,6 +512,7 @@ class BrokerProcess:
             stderr=self._log,
             stdin=subprocess.DEVNULL,
             text=True,
+            env=child_environment(),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the child listens (or dies)

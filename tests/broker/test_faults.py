@@ -944,3 +944,43 @@ async def test_abuse_memory_per_connection_is_bounded_and_given_back(anyio_backe
             await still_serving(child.port)
         # A second round of 300 reuses what the first gave back.
         assert peaks[1] - peaks[0] < 8 * MiB, f"grew {(peaks[1] - peaks[0]) / MiB:.1f} MiB"
+
+
+HOSTILE_PATTERNS = [
+    "/topic/" + "**a" * 10 + "**b",  # item 5's bomb
+    "/topic/" + "*a" * 40 + "b",  # many single-segment stars
+    "/topic/" + "**." * 60 + "x",  # many deep wildcards across separators
+    "/topic/" + "*" * 300,  # a run of stars
+    "/topic/" + "a*" * 600,  # longer than the broker may allow
+]
+HOSTILE_DESTINATIONS = [
+    "/topic/" + "a" * 4000,
+    "/topic/" + "a." * 2000,
+    "/topic/" + "a/" * 2000 + "b",
+    "/topic/" + "ab" * 2000,
+]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_abuse_hostile_patterns(anyio_backend: str) -> None:
+    # In a child process, so that a pattern that freezes the broker cannot
+    # freeze the test; one backend, because matching does no I/O.
+    with BrokerProcess(anyio_backend) as child:
+        async with Canary(child.port, disconnect_timeout=0.5) as canary:
+            holders = []
+            for i, pattern in enumerate(HOSTILE_PATTERNS):
+                raw = await RawClient.connected(child.port)
+                await raw.send(
+                    "SUBSCRIBE", [("id", str(i)), ("destination", pattern), ("receipt", "r")]
+                )
+                reply = await raw.frame(timeout=2)
+                assert reply is not None and reply.command in ("RECEIPT", "ERROR"), reply
+                if reply.command == "RECEIPT":
+                    holders.append(raw)
+            assert len(holders) >= 3  # refusing an over-long pattern is fine, not all
+            sender = await RawClient.connected(child.port)
+            for n, destination in enumerate(HOSTILE_DESTINATIONS):
+                await sender.write(send_frame(destination, b"x", [("receipt", str(n))]))
+                await sender.receipt(str(n), timeout=2.0)  # hang guards, not speed tests
+                await canary.ping(timeout=2.0)
+            assert child.alive()
