@@ -32,18 +32,28 @@ def test_mypy_strict_catches_misspelled_options(tmp_path: Path) -> None:
     source.write_text(
         textwrap.dedent(
             """\
-            from stomp_proto import blocking
+            from typing_extensions import assert_type
+
+            from stomp_proto import Receipt, blocking
 
             def main() -> None:
-                c = blocking.connect("localhost", 61613, pascode="x")  # line 4
-                c = blocking.connect("localhost", 61613, hearbeat=(1, 1))  # line 5
-                c.subscribe("/queue/a", ack="client_individual")  # line 6
-                c.send("/queue/a", 42)  # line 7
-                c.send("/queue/a", "ok", headers={"a": 1})  # line 8
+                c = blocking.connect("localhost", 61613, pascode="x")  # line 6
+                c = blocking.connect("localhost", 61613, hearbeat=(1, 1))  # line 7
+                c.subscribe("/queue/a", ack="client_individual")  # line 8
+                c.send("/queue/a", 42)  # line 9
+                c.send("/queue/a", "ok", headers={"a": 1})  # line 10
                 sub = c.subscribe("/queue/a", ack="client-individual")
                 m = sub.get(timeout=1.0)
                 m.ack(receipt=True)
                 c.send("/queue/a", b"ok", headers=[("a", "b")], receipt="r-1")
+                assert_type(c.send("/queue/a", b"ok"), Receipt | None)
+                assert_type(m, blocking.ReceivedMessage)
+                assert_type(m.header("x"), str | None)
+                assert_type(sub.ack_mode, blocking.AckMode)
+                with c.transaction() as tx:
+                    assert_type(tx, blocking.Transaction)
+                for message in sub:
+                    assert_type(message, blocking.ReceivedMessage)
             """
         )
     )
@@ -52,7 +62,7 @@ def test_mypy_strict_catches_misspelled_options(tmp_path: Path) -> None:
     )
     assert status == 1, out
     lines = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
-    assert lines == {4, 5, 6, 7, 8}, out
+    assert lines == {6, 7, 8, 9, 10}, out
 
 
 def test_a_local_protocol_error_ends_the_connection(broker: BrokerThread) -> None:

@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from stomp_proto.blocking import (
 )
 
 from .brokers import Broker, client_tls_context
+from .ourbroker import _ourbroker_session, ourbroker, require_peer  # noqa: F401
 
 pytestmark = pytest.mark.interop
 _counter = itertools.count()
@@ -268,3 +270,49 @@ def test_websocket_against_rabbitmq_web_stomp(rabbitmq: Broker) -> None:
         assert sub.get(timeout=10).text() == big
         # (Binary bodies need RabbitMQ's web_stomp.ws_frame = binary: by default
         # it sends every MESSAGE as a text frame, which must be valid UTF-8.)
+
+
+@pytest.fixture(params=["ourbroker", "rabbitmq"])
+def shared(request: pytest.FixtureRequest) -> Broker:
+    """Our broker (a subprocess) and RabbitMQ, for the stomp.py test."""
+    result: Broker = request.getfixturevalue(request.param)
+    return result
+
+
+def test_stomppy_and_the_blocking_client_share_a_queue(shared: Broker) -> None:
+    # What a migration looks like halfway: one side still on stomp.py.
+    try:
+        import stomp  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - depends on the environment
+        require_peer("stomp.py is not installed (pip install stomp-py)")
+        raise
+    to_ours, to_theirs = dest(), dest()
+    got: list[tuple[str, str]] = []
+    arrived, subscribed = threading.Event(), threading.Event()
+
+    class Listener(stomp.ConnectionListener):  # type: ignore[misc]
+        def on_message(self, frame: Any) -> None:
+            got.append((frame.headers.get("x-from", ""), frame.body))
+            arrived.set()
+
+        def on_receipt(self, frame: Any) -> None:
+            subscribed.set()
+
+    theirs = stomp.Connection12([(shared.host, shared.stomp_port)], vhost=shared.vhost)
+    theirs.set_listener("", Listener())
+    theirs.connect(shared.login, shared.passcode, wait=True)
+    try:
+        theirs.subscribe(to_theirs, id="1", ack="auto", receipt="sub-1")
+        assert subscribed.wait(10)
+        with client(shared) as ours:
+            sub = ours.subscribe(to_ours, ack="client-individual")
+            theirs.send(to_ours, "héllo from stomp.py", headers={"x-from": "stomp.py"})
+            message = sub.get(timeout=10)
+            assert message.text() == "héllo from stomp.py"
+            assert message.header("x-from") == "stomp.py"
+            message.ack(receipt=True)
+            ours.send(to_theirs, "héllo from stomp-proto", headers={"x-from": "ours"}, receipt=True)
+            assert arrived.wait(10)
+        assert got == [("ours", "héllo from stomp-proto")]
+    finally:
+        theirs.disconnect()
