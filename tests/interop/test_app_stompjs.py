@@ -176,6 +176,10 @@ def test_handler_errors_go_to_the_sending_session_and_it_stays_usable(app: OurAp
     assert bodies[4] == {"error": "kaboom"}
     logged = app.log_since(offset)
     assert "handler for /app/boom failed" in logged and "RuntimeError: kaboom" in logged
+    # Each report came before its SEND's RECEIPT.
+    seen = order(result["events"], "alice1")
+    for receipt in result["receipts"]:
+        assert seen[seen.index(f"RECEIPT {receipt}") - 1] == f"MESSAGE {ERRORS}", seen
     # The session stays open and usable; alice's other session saw none of it.
     assert json.loads(result["after"]["body"])["shares"] == 7
     assert result["stillConnected"] and result["closes"] == []

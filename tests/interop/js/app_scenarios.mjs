@@ -311,11 +311,12 @@ const scenarios = {
     const otherErrors = await subscribeWithReceipt(other, '/user/queue/errors');
     const updates = await subscribeWithReceipt(a, '/user/queue/position-updates');
     const reported = [];
+    const receipts = [];
     for (const body of config.bad) {
-      await sendWithReceipt(a, '/app/trade', body);
-      reported.push(describe(await errors.next(1000))); // before the RECEIPT
+      receipts.push(await sendWithReceipt(a, '/app/trade', body));
+      reported.push(describe(await errors.next(1000))); // it came before the RECEIPT
     }
-    await sendWithReceipt(a, '/app/boom', 'x');
+    receipts.push(await sendWithReceipt(a, '/app/boom', 'x'));
     reported.push(describe(await errors.next(1000)));
     await sendWithReceipt(a, '/app/trade', trade('BUY', config.ticker, 7));
     const after = await nextAbout(updates, config.ticker);
@@ -325,7 +326,7 @@ const scenarios = {
     const stillConnected = a.client.connected;
     const closes = [...a.seen.closes]; // before our own DISCONNECT
     await close(a, other);
-    return { reported, after, extra, elsewhere, stillConnected, closes, errors: [...a.seen.errors, ...other.seen.errors] };
+    return { reported, receipts, events, after, extra, elsewhere, stillConnected, closes, errors: [...a.seen.errors, ...other.seen.errors] };
   },
 
   // bob SUBSCRIBEs to /topic/admin.log (with a receipt): ERROR, and the connection closes.
