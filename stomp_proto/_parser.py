@@ -58,11 +58,11 @@ _COMMAND_LINE_PREFIXES = frozenset(
     for line in (command.encode() + b"\n", command.encode() + b"\r\n")
     for n in range(1, len(line) + 1)
 )
-_LONGEST_COMMAND_LINE = max(_COMMAND_LINE_PREFIXES, key=len)
+_HEAD_LENGTH = max(map(len, _COMMAND_LINE_PREFIXES))  # "UNSUBSCRIBE\r\n"
 # An incomplete header block leaves its search 3 bytes before the end of the
 # buffer, so a resumed search at least this far in means an earlier call saw
 # a whole command line's worth of bytes and checked it.
-_HEAD_CHECKED = len(_LONGEST_COMMAND_LINE) - 3
+_HEAD_CHECKED = _HEAD_LENGTH - 3
 # How an incomplete header block may end with the start of its last EOL and
 # blank line, longest first.
 _TERMINATOR_STARTS = (b"\r\n\r", b"\n\r", b"\r\n", b"\n", b"\r")
@@ -225,10 +225,20 @@ class FrameParser:
             if blank < 0:
                 crlf = buf.find(b"\n\r\n", scan)
                 if crlf < 0:
-                    if scan - pos < _HEAD_CHECKED or end - pos > self.max_header_size:
-                        self._incomplete_header(pos, scan, end)
+                    # The blank line has not arrived. The command line is
+                    # checked while an earlier call may not have seen all of
+                    # it (see _check_command_line), the size limit once it
+                    # may be exceeded (see _check_block_size).
+                    if scan - pos < _HEAD_CHECKED:
+                        nl = buf.find(b"\n", pos, pos + _HEAD_LENGTH)
+                        head = bytes(buf[pos : pos + _HEAD_LENGTH if nl < 0 else nl + 1])
+                        if head not in _COMMAND_LINE_PREFIXES:
+                            self._check_command_line(pos)
+                    if end - pos > self.max_header_size:
+                        self._check_block_size(pos, end, complete=False)
                     self._header_scan = end - 3 if end - 3 > pos else pos
-                    self._need_more()
+                    if self._eof:
+                        self._need_more()
                     return None
             else:
                 crlf = buf.find(b"\n\r\n", scan, blank + 2)
@@ -281,7 +291,8 @@ class FrameParser:
                 stop = body_start + length
                 if stop >= end:
                     self._wait_for_body(command, headers, length, body_start)
-                    self._need_more()
+                    if self._eof:
+                        self._need_more()
                     return None
                 if buf[stop]:
                     self._no_nul(command, headers, length, stop)
@@ -289,7 +300,8 @@ class FrameParser:
                 stop = buf.find(b"\0", body_start)
                 if stop < 0:
                     self._wait_for_body(command, headers, None, body_start)
-                    self._need_more()
+                    if self._eof:
+                        self._need_more()
                     return None
                 if stop > body_start:
                     self._check_body(command, headers, body_start, stop)
@@ -318,10 +330,9 @@ class FrameParser:
             raise
         return item
 
-    def _need_more(self) -> None:
-        """Before returning None for an incomplete frame: raise if the stream ended."""
-        if self._eof:
-            self._fail("the stream ended in the middle of a frame", self._pos)
+    def _need_more(self) -> NoReturn:
+        """An incomplete frame at EOF."""
+        self._fail("the stream ended in the middle of a frame", self._pos)
 
     def _fail(self, what: str, index: int, receipt: str | None = None) -> NoReturn:
         raise RemoteProtocolError(f"{what} (at byte {self._offset + index})", receipt_id=receipt)
@@ -350,22 +361,10 @@ class FrameParser:
         if pos == end:
             return None
         if end - pos == 1 and buf[pos] == 13:
-            self._need_more()
+            if self._eof:
+                self._need_more()
             return None
         return self.next_frame()
-
-    def _incomplete_header(self, pos: int, scan: int, end: int) -> None:
-        """Check a header block whose blank line has not arrived.
-
-        The checks see the same bytes however the input is chunked: the
-        command line is refused at its first byte that no STOMP command line
-        can have there, and the size limit counts only bytes that are part of
-        the block whatever comes next (see :meth:`_check_block_size`).
-        """
-        if scan - pos < _HEAD_CHECKED:
-            self._check_command_line(pos)
-        if end - pos > self.max_header_size:
-            self._check_block_size(pos, end, complete=False)
 
     def _check_block_size(self, pos: int, block_end: int, *, complete: bool = True) -> None:
         """Refuse a header block longer than ``max_header_size``.
@@ -400,7 +399,7 @@ class FrameParser:
         still begin a command line.
         """
         buf = self._buf
-        head = bytes(buf[pos : pos + len(_LONGEST_COMMAND_LINE)])
+        head = bytes(buf[pos : pos + _HEAD_LENGTH])
         nl = head.find(b"\n")
         if nl >= 0:
             head = head[: nl + 1]

@@ -580,6 +580,20 @@ def test_eof_inside_a_frame(data: bytes) -> None:
     assert "ended in the middle of a frame" in exc.message
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"SEND", b"SEND\n\n", b"SEND\ncontent-length:5\n\nab", b"SEND\n\nab", b"DISCONNECT\n\n\x00\r"],
+)
+def test_eof_received_before_the_first_call(data: bytes) -> None:
+    # The same errors when EOF is already buffered as the frame is first looked at.
+    parser = FrameParser()
+    parser.receive_data(data)
+    parser.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="ended in the middle of a frame"):
+        while parser.next_frame() is not None:
+            pass
+
+
 def test_clean_eof() -> None:
     parser = FrameParser()
     assert parser.feed(b"DISCONNECT\n\n\x00\n") == [Frame("DISCONNECT"), HB]
