@@ -27,7 +27,9 @@ arrive. The soak proves that:
 * each consumer sees each producer's messages in order, among those not
   redelivered;
 * nothing is left behind: once every consumer has acknowledged and left, the
-  queues are empty.
+  queues are empty;
+* the broker's counters agree: every message it published was delivered once
+  plus its redeliveries.
 
 Topics (:func:`test_soak_topics`): subscribers that are never killed (on plain
 topics and on a pattern, in every ack mode) see every message published to a
@@ -320,6 +322,12 @@ def check_queue_ledger(broker: Broker, ledger: Ledger) -> None:
         assert not again, f"seed={SEED}: {key} delivered again without redelivered:true"
         assert len({c.message_id for c in copies}) == 1, f"seed={SEED}: {key} has two ids"
     check_order(ledger)
+    # The broker's own books agree: it published what it acknowledged (and
+    # perhaps some of what reset producers left unacknowledged), delivered each
+    # once, and every further delivery is a redelivery.
+    stats = broker.stats
+    assert len(ledger.accepted) <= stats["published"] <= len(ledger.sent), stats
+    assert stats["delivered"] - stats["redelivered"] == stats["published"], stats
     assert broker.stats["queued"] == 0
     assert broker.stats["sessions"] == 0  # every consumer and producer has gone
 
@@ -410,6 +418,7 @@ async def test_soak_topics(anyio_backend: str) -> None:
         report(broker, ledger)
         assert ledger.accepted and ledger.kills, f"seed={SEED}: the soak did nothing"
         assert broker.stats["dropped"] == 0, f"seed={SEED}: copies dropped"
+        assert len(ledger.accepted) <= broker.stats["published"] <= len(ledger.sent)
         for name, (destination, _) in live.items():
             mine = [d for d in ledger.deliveries if d.consumer == name]
             keys = [d.key for d in mine]
