@@ -253,6 +253,69 @@ def _quiet() -> contextlib.suppress:
     return contextlib.suppress(*GONE)
 
 
+class WsRawClient(RawClient):
+    """:class:`RawClient` over WebSocket (wsproto for the framing): each write is one
+    binary message, so a frame can be cut anywhere, and :meth:`reset` still
+    resets the TCP connection under it, with no Close handshake."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, ws: Any) -> None:
+        super().__init__(stream)
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, port: int, host: str = "127.0.0.1", path: str = "/ws") -> WsRawClient:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request
+
+        stream = await anyio.connect_tcp(host, port)
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send(
+            ws.send(Request(host=f"{host}:{port}", target=path, subprotocols=["v12.stomp"]))
+        )
+        with anyio.fail_after(5):
+            while True:
+                ws.receive_data(await stream.receive())
+                if any(isinstance(event, AcceptConnection) for event in ws.events()):
+                    return cls(stream, ws)
+
+    @classmethod
+    async def connected(  # type: ignore[override]
+        cls, port: int, version: str = "1.2", heart_beat: tuple[int, int] = (0, 0)
+    ) -> WsRawClient:
+        raw = await cls.open(port)
+        reply = await raw.connect(version, heart_beat)
+        assert reply is not None and reply.command == "CONNECTED", reply
+        return raw
+
+    async def write(self, data: bytes) -> None:
+        from wsproto.events import BytesMessage
+
+        await self.stream.send(self.ws.send(BytesMessage(data=data)))
+
+    async def _fill(self) -> None:
+        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+        try:
+            data = await self.stream.receive(1 << 16)
+        except GONE:
+            self.eof = True
+            return
+        self.received_bytes += len(data)
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, (BytesMessage, TextMessage)):
+                chunk = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
+                for item in self.parser.feed(chunk):
+                    if isinstance(item, Frame):
+                        self.ready.append(item)
+                    else:
+                        self.heartbeats += 1
+            elif isinstance(event, Ping):
+                await self.stream.send(self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self.eof = True
+
+
 class Clients:
     """The raw clients of one test, all reset when the block ends.
 

@@ -38,6 +38,7 @@ from .faultkit import (
     Clients,
     RawClient,
     Traced,
+    WsRawClient,
     closed_within,
     embedded,
     rss_bytes,
@@ -984,3 +985,45 @@ async def test_abuse_hostile_patterns(anyio_backend: str) -> None:
                 await sender.receipt(str(n), timeout=2.0)  # hang guards, not speed tests
                 await canary.ping(timeout=2.0)
             assert child.alive()
+
+
+async def test_abuse_websocket_clients_killed_mid_frame(anyio_backend: str) -> None:
+    """The WebSocket listener's session ends the same ways: consumers that stop in
+    the middle of a frame (inside a WebSocket message, or between two) and then
+    vanish without a Close, half of them reset, lose nothing."""
+    count = 300
+    async with (
+        embedded(ws=[("127.0.0.1", 0, "/ws")]) as broker,
+        Canary(tcp_port(broker)) as canary,
+    ):
+        doomed = [await WsRawClient.connected(ws_port(broker)) for _ in range(30)]
+        for raw in doomed:
+            await raw.subscribe("/queue/ws", "d", ack="client", headers=[("prefetch-count", "4")])
+        for i in range(count):
+            broker.publish("/queue/ws", str(i))
+        seen: set[str] = set()
+        for i, raw in enumerate(doomed):
+            for _ in range(2):
+                frame = await raw.frame()
+                assert frame is not None and frame.command == "MESSAGE"
+                seen.add(frame.get("message-id") or "")
+            await raw.write(b"SEND\ndestination:/queue/elsewhere\ncontent-length:50\n\nhal")
+            await (raw.reset() if i % 2 else raw.aclose())  # no WebSocket Close either way
+        await canary.ping()
+        async with Clients(tcp_port(broker)) as clients:
+            survivor = await clients.connected()
+            await survivor.subscribe("/queue/ws", "s")
+            got: dict[int, Frame] = {}
+            with anyio.fail_after(10):
+                while len(got) < count:
+                    frame = await survivor.frame()
+                    assert frame is not None
+                    got[seqs([frame])[0]] = frame
+        assert set(got) == set(range(count))
+        redelivered = {f.get("message-id") for f in got.values() if f.get("redelivered") == "true"}
+        assert seen <= redelivered and len(redelivered) <= 30 * 4
+        with anyio.fail_after(5):
+            while broker.stats["sessions"] > 1:
+                await anyio.sleep(0.02)
+        assert broker.stats["published"] == count + canary.sent  # no half frame published
+        await canary.ping()
