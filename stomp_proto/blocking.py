@@ -1062,7 +1062,7 @@ class Client:
                 if event is NEED_DATA:
                     return None
                 if isinstance(event, Message):
-                    target = self._subscription_for(event)
+                    target = self._subscription_for(link, event)
                 elif isinstance(event, Receipt):
                     waiter = self._receipts.pop(event.receipt_id, None)
             if isinstance(event, Message):
@@ -1078,12 +1078,9 @@ class Client:
                     return ConnectionLost("the client is closed")
                 return ConnectionLost("the server closed the connection")
 
-    def _subscription_for(self, event: Message) -> Subscription | None:
-        key = event.subscription if event.subscription is not None else event.destination
-        sub = self._subscriptions.get(key)
-        if sub is None and event.subscription is None and len(self._subscriptions) == 1:
-            sub = next(iter(self._subscriptions.values()))
-        return sub  # None: in flight when we unsubscribed
+    def _subscription_for(self, link: _Link, event: Message) -> Subscription | None:
+        key = link.conn.subscription_for(event)  # the core knows (and the 1.0 fallbacks)
+        return None if key is None else self._subscriptions.get(key)  # None: unsubscribed
 
     def _deliver(self, link: _Link, message: ReceivedMessage) -> None:
         sub = message.subscription
@@ -1178,9 +1175,19 @@ class Client:
         return self._link
 
     def _request(
-        self, event: Event, receipt: bool | str, timeout: float | None = None
+        self,
+        event: Event,
+        receipt: bool | str,
+        timeout: float | None = None,
+        *,
+        check: bool = False,
     ) -> Receipt | None:
-        """Send ``event``; with ``receipt``, add a receipt header and wait for the RECEIPT."""
+        """Send ``event``; with ``receipt``, add a receipt header and wait for the RECEIPT.
+
+        With ``check``, what the core would refuse is raised (its
+        LocalProtocolError) before anything is sent, and the connection stays
+        usable; without it, such an error ends the connection.
+        """
         waiter = None
         receipt_id = ""
         if receipt:
@@ -1201,6 +1208,10 @@ class Client:
             link = self._check_open()
             if isinstance(event, Subscribe) and event.id in link.conn.subscriptions:
                 return None  # re-subscribed by a reconnect that overtook this call
+            if check:
+                refused = link.conn.check(event)
+                if refused is not None:
+                    raise refused
             if waiter is not None:
                 self._receipts[receipt_id] = waiter
             try:
@@ -1359,9 +1370,8 @@ class Client:
                 f"message {message.message_id!r} came on an ack:auto subscription; "
                 f"there is nothing to {event.COMMAND}"
             )
-        if isinstance(event, Nack) and self.version == "1.0":
-            raise ValueError("NACK does not exist in STOMP 1.0")
-        self._request(event, receipt)
+        # NACK in STOMP 1.0, a message already settled...: refused, not fatal.
+        self._request(event, receipt, check=True)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("connected" if self.is_connected else "connecting")

@@ -65,7 +65,7 @@ def test_mypy_strict_catches_misspelled_options(tmp_path: Path) -> None:
     assert lines == {6, 7, 8, 9, 10}, out
 
 
-def test_a_local_protocol_error_ends_the_connection(broker: BrokerThread) -> None:
+def test_a_second_ack_is_refused_and_the_connection_goes_on(broker: BrokerThread) -> None:
     queue = dest()
     with client(broker) as c:
         sub = c.subscribe(queue, ack="client-individual")
@@ -73,7 +73,21 @@ def test_a_local_protocol_error_ends_the_connection(broker: BrokerThread) -> Non
         message = sub.get(timeout=5)
         message.ack()
         with pytest.raises(LocalProtocolError):
-            message.ack()  # the core refuses a second ACK of the same message
+            message.ack()  # the core refuses a second ACK, before anything is sent
+        c.send(queue, b"still usable", receipt=True)
+        assert sub.get(timeout=5).body == b"still usable"
+        assert c.is_connected
+
+
+def test_a_local_protocol_error_on_the_wire_path_ends_the_connection(
+    broker: BrokerThread,
+) -> None:
+    from stomp_proto import Commit
+
+    with client(broker) as c:
+        sub = c.subscribe(dest())
+        with pytest.raises(LocalProtocolError, match="transaction"):
+            c.receipt_for(Commit(transaction="never-begun"))  # no pre-check here
         with pytest.raises(ConnectionLost):
             sub.get(timeout=5)
         assert c.closed
