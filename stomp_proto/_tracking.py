@@ -229,6 +229,9 @@ class Books:
 
     def deliver(self, event: Message, err: type[ProtocolError], *, received: bool) -> None:
         """Check a MESSAGE and remember its ack key, if an ack is owed."""
+        sub = event.subscription
+        if sub is not None and self.subscriptions.get(sub) == "auto":
+            return  # the hot path: what check_deliver() says of an active auto subscription
         owed = self.check_deliver(event, err, received=received)
         if owed is not None:
             sub, key = owed
