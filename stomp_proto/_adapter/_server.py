@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl as _ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -239,7 +239,7 @@ class ServerSession:
             self._tick_wake.set()
             await self.transport.aclose(error=self._error_posted, linger=linger)
 
-    async def abort(self, error: Error | None = None, *, timeout: float = 1.0) -> None:
+    async def abort(self, error: Error | None = None, *, timeout: float = 0.5) -> None:
         """End the session now, whatever its backlog: a slow or stuck client, a policy.
 
         What is queued and not yet being written is dropped (it stays counted
@@ -277,24 +277,27 @@ class ServerSession:
                 return
             batch, self._outbox = self._outbox, []
             self._writing = True
+            if not self._reading:
+                self._progress()  # from here, silence counts only while this write is stuck
             try:
+                pieces: Iterable[bytes]
                 if batch:
                     self._beat = b""  # the frames are traffic enough
-                    if self._joined:
+                    if not self._joined:
+                        pieces = batch  # one frame per send (a WebSocket message each)
+                    else:
                         data = batch[0] if len(batch) == 1 else b"".join(batch)
                         if len(data) <= _CHUNK:
-                            await transport.send(data)
+                            pieces = (data,)
                         else:
-                            for start in range(0, len(data), _CHUNK):
-                                await transport.send(data[start : start + _CHUNK])
-                                self._progress()
-                    else:
-                        for data in batch:
-                            await transport.send(data)
-                            self._progress()
-                elif self._beat:
-                    beat, self._beat = self._beat, b""
-                    await transport.send(beat)
+                            pieces = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
+                else:
+                    pieces = (self._beat,) if self._beat else ()
+                    self._beat = b""
+                for piece in pieces:
+                    await transport.send(piece)
+                    if not self._reading:
+                        self._progress()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 await self.close()
                 return
@@ -309,13 +312,14 @@ class ServerSession:
                     return
 
     def _progress(self) -> None:
-        """A part of a long write went out: the peer is reading, so it is alive.
+        """A write starts, or went out (a whole one, or a piece of a long one).
 
-        Only needed while nobody reads the transport (then its heart-beats
-        would go unseen); the core counts it as "not our peer's silence".
+        Only called while nobody reads the transport, when the peer's
+        heart-beats would go unseen: the core is told that the silence so far
+        is not the peer's. So its silence counts against it only while we read,
+        or while one write to it has been stuck for the whole timeout.
         """
-        if not self._reading:
-            self.conn.handle_timer(anyio.current_time(), reading=False)
+        self.conn.handle_timer(anyio.current_time(), reading=False)
 
     async def _tick(self) -> None:
         """Sleep until the next deadline; never wait for the writer.
@@ -350,9 +354,10 @@ class ServerSession:
             if self._closed:
                 return
             # The peer's silence counts while we wait in receive() and also while
-            # a write to it is in flight: a peer that neither reads nor sends is
-            # dead, whatever we were doing. Only a pause of ours (the handler busy,
-            # nothing being written) is not held against it.
+            # a write to it is in flight (the writer reset the count when it began
+            # and after each piece): a peer that neither reads nor sends is dead,
+            # whatever we were doing. A pause of ours (the handler busy, nothing
+            # being written) is not held against it.
             try:
                 beat = conn.handle_timer(
                     anyio.current_time(), reading=self._reading or self._writing
