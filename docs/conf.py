@@ -1,8 +1,8 @@
 """Sphinx configuration for stomp-proto.
 
 Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
-Only Sphinx built-ins and the local ``_ext/stomp_states.py`` extension are
-used; nothing is fetched from the network.
+Sphinx built-ins, the local ``_ext/stomp_states.py`` extension and the furo
+theme (the ``docs`` extra) are used; nothing is fetched from the network.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ sys.path.insert(0, str(HERE / "_ext"))
 import stomp_proto  # noqa: E402
 
 project = "stomp-proto"
-author = "stomp-proto developers"
-copyright = "stomp-proto developers"
+author = "the stomp-proto developers"
+copyright = "2026, the stomp-proto developers"
 release = stomp_proto.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -32,8 +32,10 @@ extensions = [
 
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
-html_static_path: list[str] = []
-html_theme = "alabaster"
+html_static_path = ["_static"]
+html_css_files = ["stomp-proto.css"]  # code that fits at 1280 px
+# furo: made for reading on any screen width, with a light and a dark scheme.
+html_theme = "furo"
 html_title = f"stomp-proto {release}"
 
 # Google-style docstrings (as h11); no NumPy sections.
@@ -44,6 +46,9 @@ napoleon_use_ivar = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_class_signature = "mixed"
+# Defaults as written in the source (``anyio.TASK_STATUS_IGNORED``), not the
+# repr of the object (``<anyio._core._tasks._IgnoredTaskStatus object at 0x...>``).
+autodoc_preserve_defaults = True
 autodoc_default_options = {"members": True, "exclude-members": "COMMAND"}
 
 nitpicky = False
