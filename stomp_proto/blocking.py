@@ -15,7 +15,7 @@ AnyIO client's API without ``await``::
 
 Strategy. The sans-IO :class:`~stomp_proto.ClientConnection` does all the
 protocol work; this module owns a socket (``ssl`` for TLS), a lock and one
-daemon thread per client, the *reader*. The reader waits in ``select`` on the
+daemon thread per client, the *reader*. The reader waits in a selector on the
 socket and on a wake-up socket until data arrives or the core's next
 heart-beat deadline is due, feeds received bytes to the core, and routes its
 events: MESSAGE to its subscription's bounded buffer (or its callback),
@@ -48,7 +48,7 @@ import itertools
 import json as _json
 import logging
 import random
-import select
+import selectors
 import socket
 import ssl as _ssl
 import threading
@@ -886,7 +886,7 @@ class Client:
                     conn.receive_data(b"", self.clock())
                 continue
             if isinstance(event, Connected):
-                # Reads wait in select; the timeout bounds a blocked sendall.
+                # Reads wait in a selector; the timeout bounds a blocked sendall.
                 wire.sock.settimeout(self.timeout)
                 return event
             if isinstance(event, Error):
@@ -987,6 +987,11 @@ class Client:
         conn, sock = link.conn, link.sock
         assert self._wakeup is not None
         wake = self._wakeup[0]
+        # A selector, not select.select: a WSGI worker may hold more than
+        # FD_SETSIZE (1024) descriptors.
+        selector = selectors.DefaultSelector()
+        selector.register(sock, selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
         try:
             while not self.closed:
                 failure = self._dispatch(link)
@@ -996,7 +1001,7 @@ class Client:
                 if not (isinstance(sock, _ssl.SSLSocket) and sock.pending()):
                     deadline = conn.next_deadline()
                     wait = None if deadline is None else max(0.0, deadline - self.clock())
-                    ready, _, _ = select.select([sock, wake], [], [], wait)
+                    ready = {key.fileobj for key, _ in selector.select(wait)}
                     if wake in ready:
                         with contextlib.suppress(OSError):
                             wake.recv(4096)
@@ -1021,12 +1026,14 @@ class Client:
             lost = ConnectionLost(f"protocol error: {exc}")
             lost.__cause__ = exc
             return lost
-        except (OSError, ValueError) as exc:  # ValueError: select on a closed socket
+        except (OSError, ValueError) as exc:  # ValueError: a socket closed meanwhile
             if self.closed:
                 return ConnectionLost("the client is closed")
             lost = ConnectionLost(f"transport failed: {exc!r}")
             lost.__cause__ = exc
             return lost
+        finally:
+            selector.close()
         return ConnectionLost("the client is closed")
 
     def _hang_up(self, link: _Link) -> None:

@@ -164,3 +164,27 @@ def test_a_client_opens_on_entering_its_with_block(broker: BrokerThread) -> None
         with pytest.raises(RuntimeError, match="already open"):
             c.open()
     assert c.closed
+
+
+def test_works_with_descriptors_above_fd_setsize(broker: BrokerThread) -> None:
+    # select.select() refuses descriptors >= 1024; a busy WSGI worker has them.
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit is {hard}")
+    if soft != resource.RLIM_INFINITY and soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    import os
+
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1050)]
+    try:
+        queue = dest()
+        with client(broker) as c:
+            assert c._link is not None and c._link.sock.fileno() >= 1024
+            sub = c.subscribe(queue)
+            c.send(queue, b"high fd", receipt=True)
+            assert sub.get(timeout=5).body == b"high fd"
+    finally:
+        for fd in spare:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
