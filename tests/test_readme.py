@@ -45,7 +45,7 @@ TEST_COMMAND = "python -bb -m pytest --cov --cov-report=term-missing --cov-fail-
 
 #: Every sh line in the README (its comment stripped) -> what the test does with it.
 COMMANDS = {
-    "pip install -e '.[test]'": "extras",  # installs: check the extras it names exist
+    "pip install -e '.[test]' --config-settings editable_mode=compat": "extras",  # installs
     "bash .ci/install-peers": "file",  # installs Debian packages as root: check the script exists
     "stomp-proto broker": "broker",  # runs until Ctrl-C: start it, connect, SIGINT, exit 0
     "stomp-proto broker --help": "run",
@@ -147,7 +147,7 @@ PYTHON_BLOCKS = blocks("python")
 
 
 def test_the_readme_has_the_blocks_this_file_runs() -> None:
-    assert len(PYTHON_BLOCKS) == 3  # sans-IO, asyncio, embedded broker
+    assert len(PYTHON_BLOCKS) == 4  # sans-IO, asyncio, blocking, embedded broker
     assert all(promised(block) for block in PYTHON_BLOCKS)
     assert set(sh_lines()) == set(COMMANDS), "list a new README command in COMMANDS"
 
