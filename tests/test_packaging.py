@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import importlib
 import os
 import subprocess
 import sys
@@ -23,7 +24,13 @@ import stomp_proto
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSE = (ROOT / "LICENSE").read_text(encoding="utf-8")
-PACKAGES = ("stomp_proto", "stomp_proto/_adapter", "stomp_proto/broker")
+#: Every file of the package in the checkout (modules, py.typed, the demo's page).
+SOURCES = sorted(
+    path.relative_to(ROOT).as_posix()
+    for path in (ROOT / "stomp_proto").rglob("*")
+    if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+)
+PACKAGES = sorted({s.rsplit("/", 1)[0] for s in SOURCES if s.endswith("/__init__.py")})
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +81,9 @@ def test_wheel_carries_the_license_and_py_typed(wheel: zipfile.ZipFile) -> None:
     (license_name,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
     assert wheel.read(license_name).decode() == LICENSE
     assert "stomp_proto/py.typed" in names
-    for package in PACKAGES:
-        assert f"{package}/__init__.py" in names, package
+    assert {"stomp_proto", "stomp_proto/_adapter", "stomp_proto/broker"} <= set(PACKAGES)
+    missing = [source for source in SOURCES if source not in names]
+    assert not missing, f"in the checkout, not in the wheel: {missing}"
     # The library only: no tests, docs, benchmarks or fuzzers.
     assert all(n.startswith(("stomp_proto/", "stomp_proto-")) for n in names), names
 
@@ -100,15 +108,22 @@ def test_metadata(metadata: email.message.Message, wheel: zipfile.ZipFile) -> No
     for version in ("3.10", "3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {version}" in metadata.get_all("Classifier", [])
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
-    assert "stomp-proto = stomp_proto.broker.__main__:cli" in wheel.read(entry_points).decode()
+    scripts = [
+        line.split(" = ", 1)
+        for line in wheel.read(entry_points).decode().splitlines()
+        if " = " in line
+    ]
+    assert [name for name, _ in scripts] == ["stomp-proto"]
+    module, _, attr = scripts[0][1].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
 
 
 def test_sdist_carries_the_license_and_sources(sdist: tarfile.TarFile) -> None:
     names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     for required in ("LICENSE", "README.md", "pyproject.toml", "stomp_proto/py.typed"):
         assert required in names, required
-    for package in PACKAGES:
-        assert f"{package}/__init__.py" in names, package
+    missing = [source for source in SOURCES if source not in names]
+    assert not missing, f"in the checkout, not in the sdist: {missing}"
     license_member = sdist.extractfile(f"{sdist.getnames()[0].split('/')[0]}/LICENSE")
     assert license_member is not None
     assert license_member.read().decode() == LICENSE
