@@ -80,6 +80,10 @@ def test_wheel_carries_the_license_and_py_typed(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     (license_name,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
     assert wheel.read(license_name).decode() == LICENSE
+    (bundled,) = [
+        n for n in names if n.endswith("licenses/stomp_proto/demo/_static/STOMPJS-LICENSE")
+    ]
+    assert "Apache License" in wheel.read(bundled).decode()
     assert "stomp_proto/py.typed" in names
     assert {"stomp_proto", "stomp_proto/_adapter", "stomp_proto/broker"} <= set(PACKAGES)
     missing = [source for source in SOURCES if source not in names]
@@ -95,8 +99,12 @@ def test_wheel_is_this_version(dist: Path) -> None:
 
 def test_metadata(metadata: email.message.Message, wheel: zipfile.ZipFile) -> None:
     assert metadata["Name"] == "stomp-proto"
-    assert metadata["License-Expression"] == "MIT"
-    assert metadata.get_all("License-File") == ["LICENSE"]
+    # MIT, and Apache-2.0 for the stompjs bundle the demo's page serves.
+    assert metadata["License-Expression"] == "MIT AND Apache-2.0"
+    assert metadata.get_all("License-File") == [
+        "LICENSE",
+        "stomp_proto/demo/_static/STOMPJS-LICENSE",
+    ]
     assert metadata["Requires-Python"] == ">=3.10"
     assert metadata.get_all("Requires-Dist") is not None  # the extras' requirements
     assert not [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
