@@ -48,6 +48,7 @@ COMMANDS = {
     "pip install -e '.[test]' --config-settings editable_mode=compat": "extras",  # installs
     "bash .ci/install-peers": "file",  # installs Debian packages as root: check the script exists
     "stomp-proto broker": "broker",  # runs until Ctrl-C: start it, connect, SIGINT, exit 0
+    "stomp-proto --help": "run",
     "stomp-proto broker --help": "run",
     "python -m stomp_proto": "run",
     TEST_COMMAND: "ci",  # the whole suite: .ci/run must run this same line
@@ -176,6 +177,8 @@ def test_command_runs(command: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+    if command == "stomp-proto --help":
+        assert all(f"  {name} " in result.stdout for name in ("broker", "run", "demo"))
     if command == "stomp-proto broker --help":
         assert result.stdout.startswith("usage: stomp-proto broker")
     if command == "python -m stomp_proto":
