@@ -7,6 +7,7 @@ test waits for a heart-beat interval to pass.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -99,12 +100,21 @@ def test_back_pressure_is_not_held_against_the_server(server: ScriptedServer) ->
         sub = client.subscribe("/queue/q", receipt=False)
         subscribe = server.next_event()
         assert isinstance(subscribe, Subscribe)
-        for i in range(3):
-            server.send(
-                Message(destination="/queue/q", message_id=f"m{i}", subscription=subscribe.id)
+        # Three MESSAGEs in one write, so the reader parses them in one go: once
+        # m0 is buffered, it is waiting for room for m1 and reads nothing.
+        server.send_raw(
+            b"".join(
+                server.conn.send(
+                    Message(destination="/queue/q", message_id=f"m{i}", subscription=subscribe.id)
+                )
+                for i in range(3)
             )
-        # The reader now waits for room (1 buffered, 1 held) and reads nothing;
-        # the server stays silent for far longer than the grace.
+        )
+        deadline = time.monotonic() + 5
+        while sub.buffered < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert sub.buffered == 1
+        # Now the server stays silent for far longer than the grace.
         clock.now += 10
         assert server.wait_beat(5)  # beats still go out while the reader waits
         assert client.is_connected
