@@ -215,7 +215,10 @@ class ServerSession:
         )
 
     async def _fail(self, exc: RemoteProtocolError) -> None:
-        self.error = exc
+        # Kept without its traceback: the traceback's frames hold this session,
+        # and a cycle would keep every failed session until the cycle collector
+        # runs (issue 9 item 12).
+        self.error = exc.with_traceback(None)
         server_log("protocol error", logging.WARNING, "protocol error from %s: %s", self.peer, exc)
         if not self._closed:
             with contextlib.suppress(LocalProtocolError):
@@ -363,7 +366,7 @@ class ServerSession:
                     anyio.current_time(), reading=self._reading or self._writing
                 )
             except RemoteProtocolError as exc:
-                self.error = exc
+                self.error = exc.with_traceback(None)  # no cycle through the frames
                 server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
                 await self.abort(timeout=_DROP_TIMEOUT)
                 return

@@ -51,6 +51,7 @@ from .. import (
     Limits,
     LocalProtocolError,
     Message,
+    State,
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
@@ -419,14 +420,16 @@ class Broker:
             except LocalProtocolError as exc:
                 if is_message:
                     state.marks.append(_NEVER)
-                if not state.ended:
-                    # This client's version cannot carry the message (say, an LF
-                    # in a header for a 1.0 client), or its connection is ending:
-                    # its session ends; nobody else's.
-                    state.ended = True
-                    with contextlib.suppress(LocalProtocolError):
-                        session.post(session.conn.error_for(exc))
-                        self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                if state.ended:
+                    continue
+                state.ended = True  # its session ends; nobody else's
+                if session.conn.state is State.CLOSED:
+                    continue  # it is going (a DISCONNECT, an ERROR): nothing to say
+                # This client's version cannot carry the message (say, an LF in
+                # a header for a 1.0 client).
+                with contextlib.suppress(LocalProtocolError):
+                    session.post(session.conn.error_for(exc))
+                self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
                 continue
             if posted:
                 state.posted += session.pending_bytes - before
@@ -512,4 +515,3 @@ def _static_login(users: dict[str, str], connect: Connect) -> str | None:
     if connect.login is not None and users.get(connect.login) == connect.passcode:
         return connect.login
     return None
-

@@ -522,10 +522,6 @@ async def test_item11_mid_frame_closes_are_logged_rate_limited(
 # -- 12. closed sessions are freed without the cycle collector -------------------------
 
 
-@pytest.mark.xfail(
-    reason="issue 9 item 12: ServerSession.error keeps its traceback, whose frames hold the session",
-    strict=True,
-)
 async def test_item12_closed_sessions_are_freed_without_gc(anyio_backend: str) -> None:
     def live_connections() -> int:
         return sum(type(o) is ServerConnection for o in gc.get_objects())
