@@ -514,7 +514,7 @@ class Transaction:
 
 
 #: The STOMP subprotocols offered in a WebSocket handshake, best first.
-STOMP_SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
+_STOMP_SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 
 
 class _Wire:
@@ -636,7 +636,7 @@ def _websocket_handshake(
     from wsproto.utilities import RemoteProtocolError as WsRemoteError
 
     ws = WSConnection(ConnectionType.CLIENT)
-    sock.sendall(ws.send(Request(host=netloc, target=path, subprotocols=list(STOMP_SUBPROTOCOLS))))
+    sock.sendall(ws.send(Request(host=netloc, target=path, subprotocols=list(_STOMP_SUBPROTOCOLS))))
     while True:
         data = _recv_before(sock, deadline, "no WebSocket handshake reply")
         try:
