@@ -20,6 +20,7 @@ do not read is not mistaken for death.
 
 from __future__ import annotations
 
+import math
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -205,14 +206,18 @@ class Link:
 
     async def _ticker(self) -> None:
         conn = self.conn
+        handled = -math.inf
         while True:
             deadline = conn.next_deadline()
             if deadline is None:
                 await anyio.sleep_forever()
                 return  # pragma: no cover
+            if deadline <= handled:  # still due (float rounding in the core): no spin
+                deadline = handled + 0.001
             await anyio.sleep_until(deadline)
             async with self._write_lock:
-                data = conn.handle_timer(anyio.current_time(), reading=self.reading)
+                handled = anyio.current_time()
+                data = conn.handle_timer(handled, reading=self.reading)
                 if data:
                     await self.transport.send(data)
 

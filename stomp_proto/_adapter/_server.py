@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -45,6 +46,8 @@ _CHUNK = 256 * 1024
 #: How long a dead peer's session may take to close (a write in flight, a
 #: WebSocket Close): it is not waited for beyond this.
 _DROP_TIMEOUT = 0.25
+#: The shortest pause between two timer calls (see ``_tick``).
+_MIN_TICK = 0.001
 
 
 class ServerSession:
@@ -335,6 +338,7 @@ class ServerSession:
         finds nothing due and sleeps again.
         """
         conn = self.conn
+        handled = -math.inf  # the time of the last handle_timer() call
         while not self._closed:
             self._tick_wakeups += 1
             if self.connect_deadline is not None:
@@ -353,18 +357,21 @@ class ServerSession:
                 await self._tick_wake.wait()
                 self._tick_wake = anyio.Event()
                 continue
+            if deadline <= handled:
+                # Still due at the time just handled (float rounding in the core's
+                # deadline arithmetic): never spin, come back a moment later.
+                deadline = handled + _MIN_TICK
             await anyio.sleep_until(deadline)
             if self._closed:
                 return
+            handled = anyio.current_time()
             # The peer's silence counts while we wait in receive() and also while
             # a write to it is in flight (the writer reset the count when it began
             # and after each piece): a peer that neither reads nor sends is dead,
             # whatever we were doing. A pause of ours (the handler busy, nothing
             # being written) is not held against it.
             try:
-                beat = conn.handle_timer(
-                    anyio.current_time(), reading=self._reading or self._writing
-                )
+                beat = conn.handle_timer(handled, reading=self._reading or self._writing)
             except RemoteProtocolError as exc:
                 self.error = exc.with_traceback(None)  # no cycle through the frames
                 server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)

@@ -82,3 +82,50 @@ def test_heart_beats_wake_only_when_due() -> None:
     beats = [data for data in session.transport.sent if data == b"\n"]  # type: ignore[attr-defined]
     assert 355 <= len(beats) <= 361
     assert session._tick_wakeups <= len(beats) + 4  # one wake-up per beat, no polls
+
+
+def test_a_write_after_a_pause_does_not_count_the_pause_as_silence() -> None:
+    """The handler does not read for 10 s (its own pause: not held against the client),
+    then sends: the write in flight must not turn that pause into the client's silence."""
+    from stomp_proto import Message, Subscribe
+
+    class SlowTransport(MemoryTransport):
+        async def send(self, data: bytes) -> None:
+            if data.startswith(b"MESSAGE"):
+                await anyio.sleep(0.19)  # slow, but less than the 0.2 s timeout
+            self.sent.append(data)
+
+    alive_after_the_write: list[bool] = []
+
+    async def main() -> ServerSession:
+        transport = SlowTransport()
+        session = ServerSession(transport, ServerConnection(heart_beat=(0, 100)))
+
+        async def handler(session: ServerSession) -> None:
+            await session.next_event()
+            await session.accept(heart_beat=(0, 100))  # the client must beat every 100 ms
+            assert isinstance(await session.next_event(), Subscribe)
+            # Busy, not reading: the timer (due every 0.2 s from about 0) does not
+            # hold that against the client. The write spans the check at 10.2.
+            await anyio.sleep_until(10.05)
+            message = Message(destination="/q", message_id="1", subscription="s", body=b"m")
+            await session.send(message)
+            alive_after_the_write.append(not session.closed and session.error is None)
+            transport.feed(b"\n")  # the client's heart-beat, read from here on
+            async for _ in session:
+                pass  # pragma: no cover
+
+        transport.feed(CONNECT.replace(b"\n\n\0", b"\nheart-beat:100,0\n\n\0"))
+        transport.feed(b"SUBSCRIBE\nid:s\ndestination:/q\n\n\0")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session._run, handler)
+            await anyio.sleep(10.5)
+            tg.cancel_scope.cancel()
+        return session
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    session = anyio.run(main, backend="trio", backend_options={"clock": clock})
+    assert alive_after_the_write == [True]
+    assert session.error is not None  # in the end, the silent client was dropped
+    assert "no data from the client" in str(session.error)
+    assert any(data.startswith(b"MESSAGE\n") for data in session.transport.sent)  # type: ignore[attr-defined]
