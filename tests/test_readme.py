@@ -23,16 +23,17 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -90,30 +91,45 @@ def argv(command: str) -> list[str]:
     return [script(words[0]), *words[1:]]
 
 
-@contextmanager
-def broker(command: str = "stomp-proto broker") -> Iterator[tuple[subprocess.Popen[str], int, int]]:
-    """``command`` on free ports (``--tcp``/``--ws`` added), once both listeners are up."""
-    tcp, ws = free_port(), free_port()
-    proc = subprocess.Popen(
-        [*argv(command), "--tcp", f"127.0.0.1:{tcp}", "--ws", f"127.0.0.1:{ws}/ws"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _listening(port: int) -> bool:
     try:
-        assert proc.stderr is not None
-        log = ""
-        deadline = time.monotonic() + 30
-        while "STOMP over WebSocket on" not in log:  # the broker's last startup line
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and proc.poll() is None, f"broker did not start: {log}"
-            if select.select([proc.stderr], [], [], remaining)[0]:
-                log += proc.stderr.readline()
-        yield proc, tcp, ws
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Running(NamedTuple):
+    proc: subprocess.Popen[str]
+    tcp: int
+    ws: int
+    log: Path  # its stdout and stderr (a pipe nobody reads could fill and stall it)
+
+
+@contextmanager
+def broker(command: str = "stomp-proto broker") -> Iterator[Running]:
+    """``command`` on free ports (``--tcp``/``--ws`` added), once both ports accept."""
+    tcp, ws = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "broker.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [*argv(command), "--tcp", f"127.0.0.1:{tcp}", "--ws", f"127.0.0.1:{ws}/ws"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while not (_listening(tcp) and _listening(ws)):
+                assert proc.poll() is None, f"broker exited: {log.read_text()}"
+                assert time.monotonic() < deadline, f"broker did not listen: {log.read_text()}"
+                time.sleep(0.05)  # polling for start-up, not timing the protocol
+            yield Running(proc, tcp, ws, log)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
 
 
 def promised(block: str) -> list[str]:
@@ -161,7 +177,7 @@ def test_python_block_runs(index: int, tmp_path: Path) -> None:
         tcp, ws = free_port(), free_port()
         result = run_python(block.replace("61613", str(tcp)).replace("15674", str(ws)), tmp_path)
     else:
-        with broker() as (_, tcp, ws):
+        with broker() as (_, tcp, ws, _log):
             result = run_python(
                 block.replace("61613", str(tcp)).replace("15674", str(ws)), tmp_path
             )
@@ -186,14 +202,15 @@ def test_command_runs(command: str) -> None:
 
 
 def test_the_broker_command_serves_and_stops_on_ctrl_c() -> None:
-    with broker("stomp-proto broker") as (proc, tcp, _):
+    with broker("stomp-proto broker") as (proc, tcp, _, log):
         with socket.create_connection(("127.0.0.1", tcp), timeout=10) as sock:
             sock.sendall(b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0")
             assert sock.recv(65536).startswith(b"CONNECTED\n")
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        proc.wait(timeout=30)
+        output = log.read_text()
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
 
 
 def test_install_commands_name_what_exists() -> None:
