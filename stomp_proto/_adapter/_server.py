@@ -1,11 +1,18 @@
 """The STOMP server adapter: one :class:`ServerSession` per accepted connection.
 
-``serve(handler, host, port)`` listens and runs ``await handler(session)`` for
-each client. The session is pull-based, like the core: the application asks
-for the next event and sends events back. Heart-beats run in the background
-from the core's deadlines. A client that breaks the protocol gets the ERROR
-frame the core builds for it, then the connection is closed, and the
-session's iteration ends with :attr:`ServerSession.error` set.
+``serve(handler, host, port)`` listens (through the shared listener of
+``_listener.py``) and runs ``await handler(session)`` for each client. The
+session is pull-based, like the core: the application asks for the next event
+and sends events back. A client that breaks the protocol gets the ERROR frame
+the core builds for it (one ERROR per session, always the last frame), then
+the connection is closed, and the session's iteration ends with
+:attr:`ServerSession.error` set.
+
+Two tasks run beside the handler. The *writer* is the only one that writes:
+posted frames go out a batch at a time. The *timer* sleeps until the next
+deadline, the core's (heart-beats, a silent peer) or the session's own
+(CONNECT must arrive by ``connect_deadline``), and never waits for the writer,
+so no backlog can keep a dead client connected (issue 9, items 9, 10, 13).
 """
 
 from __future__ import annotations
