@@ -172,3 +172,41 @@ def test_trio_client_against_asyncio_server() -> None:
     finally:
         stop.set()
         thread.join(10)
+
+
+async def test_a_local_protocol_error_ends_the_connection_and_reconnects(
+    echo_server: EchoServer,
+) -> None:
+    """What the core refuses while sending puts its connection in the ERROR state: the
+    caller gets the LocalProtocolError, the link ends, and the policy opens a new one."""
+    from stomp_proto import Limits, LocalProtocolError
+
+    policy = ReconnectPolicy(initial_delay=0.01, jitter=0.0, max_attempts=5)
+    limits = Limits(max_subscriptions=1)
+    async with connect("127.0.0.1", echo_server.port, reconnect=policy, limits=limits) as client:
+        first = await client.subscribe("/queue/one")
+        epoch = client._epoch
+        with pytest.raises(LocalProtocolError, match="limit of 1 subscriptions"):
+            await client.subscribe("/queue/two")
+        with anyio.fail_after(5):
+            while client._epoch == epoch or client._conn is None:
+                await anyio.sleep(0.01)
+        await client.send("/queue/one", "again", receipt=True)  # re-subscribed
+        assert (await first.get()).text() == "again"
+
+
+async def test_a_local_protocol_error_without_a_policy_closes_the_client(
+    echo_server: EchoServer,
+) -> None:
+    from stomp_proto import Limits, LocalProtocolError
+
+    limits = Limits(max_subscriptions=1)
+    async with connect("127.0.0.1", echo_server.port, limits=limits) as client:
+        sub = await client.subscribe("/queue/one")
+        with pytest.raises(LocalProtocolError):
+            await client.subscribe("/queue/two")
+        with anyio.fail_after(5), pytest.raises(ConnectionLost, match="local protocol error"):
+            await sub.get()
+        assert client.closed
+        with pytest.raises(ConnectionLost):
+            await client.send("/queue/one", "never")
