@@ -128,7 +128,12 @@ class ServerSession:
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes posted and not yet written to the transport."""
+        """Bytes posted and not yet written to the transport.
+
+        After :meth:`abort` or :meth:`close` it keeps what was dropped: bytes
+        that were posted and never written (so posted minus pending is what
+        the client may have received).
+        """
         return self._pending
 
     async def next_event(self) -> Event:
