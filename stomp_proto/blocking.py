@@ -47,14 +47,12 @@ import dataclasses
 import itertools
 import json as _json
 import logging
-import random
 import selectors
 import socket
 import ssl as _ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -83,6 +81,7 @@ from . import (
     Subscribe,
     Unsubscribe,
 )
+from ._clients import ConnectionLost, ReconnectPolicy, StompError
 
 __all__ = (
     "AckMode",
@@ -116,58 +115,6 @@ def _headers(headers: HeadersArg) -> tuple[tuple[str, str], ...]:
     if isinstance(headers, Mapping):
         return tuple((str(k), str(v)) for k, v in headers.items())
     return tuple((k, v) for k, v in headers)
-
-
-class StompError(Exception):
-    """The server sent an ERROR frame; ``error`` is the :class:`~stomp_proto.Error` event.
-
-    Raised by :func:`connect` when the login is refused, and by every pending or
-    later call once an ERROR has ended the session (STOMP 1.2: the server closes
-    the connection after ERROR).
-    """
-
-    def __init__(self, error: Error) -> None:
-        detail = error.body.decode("utf-8", "replace").strip()
-        text = error.message or "ERROR frame"
-        super().__init__(f"{text}: {detail}" if detail and detail != text else text)
-        self.error = error
-
-
-class ConnectionLost(ConnectionError):
-    """The connection ended: EOF, a silent peer, a protocol error, or a closed client."""
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """When and where to reconnect after a lost connection.
-
-    The same fields and meaning as :class:`stomp_proto.asyncio.ReconnectPolicy`.
-
-    Attributes:
-        hosts: ``(host, port)`` pairs tried in turn (failover); empty means
-            the address the client first connected to.
-        initial_delay: seconds before the first attempt.
-        max_delay: the cap of the exponential back-off.
-        multiplier: growth of the delay between attempts.
-        jitter: each delay is scaled by a random factor in ``[1 - jitter, 1 + jitter]``.
-        max_attempts: attempts per outage before giving up (None: forever).
-            The count and the delay start over after every successful connect.
-    """
-
-    hosts: Sequence[tuple[str, int]] = ()
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    max_attempts: int | None = 10
-
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """The delay before each attempt of one outage."""
-        rng = rng or random.Random()
-        delay = self.initial_delay
-        for _ in itertools.count() if self.max_attempts is None else range(self.max_attempts):
-            yield max(0.0, delay * rng.uniform(1 - self.jitter, 1 + self.jitter))
-            delay = min(self.max_delay, delay * self.multiplier)
 
 
 class _Waiter:

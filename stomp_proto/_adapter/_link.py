@@ -41,23 +41,10 @@ from .. import (
     ProtocolError,
     Receipt,
 )
+from .._clients import ConnectionLost, StompError
 from ._transport import Transport, open_transport
 
 __all__ = ["ConnectionLost", "Link", "StompError"]
-
-
-class StompError(Exception):
-    """The server sent an ERROR frame; ``error`` is the :class:`~stomp_proto.Error` event."""
-
-    def __init__(self, error: Error) -> None:
-        detail = error.body.decode("utf-8", "replace").strip()
-        text = error.message or "ERROR frame"
-        super().__init__(f"{text}: {detail}" if detail and detail != text else text)
-        self.error = error
-
-
-class ConnectionLost(ConnectionError):
-    """The connection ended: EOF, a silent peer, a protocol error, or a closed client."""
 
 
 #: What the reader hands a MESSAGE to: ``await on_message(link, message)``.

@@ -12,49 +12,16 @@ what a subscription or a receipt is: those live in the facade (``_client.py``).
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
 
 from .. import ProtocolError
+from .._clients import ReconnectPolicy
 from ._link import ConnectionLost, Link, OnMessage, OnReceipt, StompError
 
 __all__ = ["ReconnectPolicy", "Supervisor"]
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """When and where to reconnect after a lost connection.
-
-    Attributes:
-        hosts: ``(host, port)`` pairs tried in turn (failover); empty means
-            the address the client first connected to.
-        initial_delay: seconds before the first attempt.
-        max_delay: the cap of the exponential back-off.
-        multiplier: growth of the delay between attempts.
-        jitter: each delay is scaled by a random factor in ``[1 - jitter, 1 + jitter]``.
-        max_attempts: attempts per outage before giving up (None: forever).
-            The count and the delay start over after every successful connect.
-    """
-
-    hosts: Sequence[tuple[str, int]] = ()
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    max_attempts: int | None = 10
-
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """The delay before each attempt of one outage."""
-        rng = rng or random.Random()
-        delay = self.initial_delay
-        for _ in itertools.count() if self.max_attempts is None else range(self.max_attempts):
-            yield max(0.0, delay * rng.uniform(1 - self.jitter, 1 + self.jitter))
-            delay = min(self.max_delay, delay * self.multiplier)
 
 
 #: Opens a link to ``(host, port)`` with the given epoch.

@@ -1,0 +1,25 @@
+"""What the asyncio/trio and blocking clients share (stomp_proto._clients)."""
+
+from __future__ import annotations
+
+import random
+
+from stomp_proto import Error
+from stomp_proto._clients import ConnectionLost, ReconnectPolicy, StompError
+
+
+def test_stomp_error_text_joins_message_and_body() -> None:
+    both = StompError(Error(message="access refused", body=b"unknown login\n"))
+    assert str(both) == "access refused: unknown login" and both.error.message == "access refused"
+    assert str(StompError(Error(message="same", body=b"same"))) == "same"
+    assert str(StompError(Error(body=b""))) == "ERROR frame"
+    assert issubclass(ConnectionLost, ConnectionError)
+
+
+def test_reconnect_delays_back_off_with_jitter_and_a_cap() -> None:
+    policy = ReconnectPolicy(initial_delay=1.0, max_delay=5.0, jitter=0.0, max_attempts=5)
+    assert list(policy.delays()) == [1.0, 2.0, 4.0, 5.0, 5.0]
+    jittered = list(ReconnectPolicy(jitter=0.5, max_attempts=3).delays(random.Random(7)))
+    assert len(jittered) == 3 and all(d >= 0.0 for d in jittered)
+    forever = ReconnectPolicy(max_attempts=None, jitter=0.0, max_delay=1.0).delays()
+    assert [next(forever) for _ in range(50)][-1] == 1.0
