@@ -249,6 +249,7 @@ class Broker:
                 log.info("STOMP over WebSocket on ws://%s:%d%s", host, bound, path)
             self._token = anyio.lowlevel.current_token()
             self._thread = threading.get_ident()
+            tg.start_soon(self._clock)
             for hook in self.on_start:
                 await hook(self)
             task_status.started(self)
@@ -283,6 +284,14 @@ class Broker:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()  # the listeners, and anything left under them
         self._thread = None
+
+    async def _clock(self) -> None:
+        """Tell the router the time once a second (what its deadlines, a user's
+        offline backlog, are measured against); no clock read per frame."""
+        router = self.router
+        while True:
+            router.now = anyio.current_time()
+            await anyio.sleep(1.0)
 
     def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Run ``await function(*args)`` in the broker's task group, until it
@@ -387,7 +396,6 @@ class Broker:
         try:
             router = self.router
             async for event in session:
-                router.now = anyio.current_time()
                 self._perform(router.handle(state, event))
                 if state.ended:
                     break
@@ -442,9 +450,10 @@ class Broker:
         for link in touched.values():
             state = link.state
             session = link.session
-            state.pending = session.pending_bytes  # the writer's figure, not the estimate
-            router.written(state, state.posted - state.pending)
-            if (state.pending >= self.max_pending_bytes or state.throttled) and not link.waiting:
+            state.pending = pending = session.pending_bytes  # the writer's figure
+            if len(state.marks) > 32:  # what was written need not be remembered
+                router.written(state, state.posted - pending)
+            if (pending >= self.max_pending_bytes or state.throttled) and not link.waiting:
                 # Deliveries were held back: resume once the backlog is written.
                 link.waiting = True
                 assert self._tg is not None

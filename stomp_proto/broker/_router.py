@@ -714,7 +714,8 @@ class Router:
 
     def _on_send(self, session: Session, event: Send) -> list[Post]:
         route = self._route_for(event.destination)
-        self._authorize(session, event)
+        if self.authorize is not None:
+            self._authorize(session, event)
         if event.transaction is not None:
             self._hold(session, event.transaction, event, self._size(event))
             return []
