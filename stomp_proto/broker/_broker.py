@@ -50,7 +50,6 @@ from .. import (
     Event,
     Limits,
     LocalProtocolError,
-    Message,
     State,
     __version__,
 )
@@ -406,7 +405,7 @@ class Broker:
                 with anyio.move_on_after(_FLUSH_TIMEOUT):
                     await session.drain()
                 await session.close()
-                written = state.posted - session.pending_bytes
+                written = session.posted_bytes - session.pending_bytes
                 del self._links[sid]
                 state.io = None
                 self._perform(self.router.close(state, written=written))
@@ -416,43 +415,35 @@ class Broker:
         touched: dict[str, _Link] = {}
         for state, event in posts:
             link: _Link | None = state.io
-            is_message = type(event) is Message
-            if link is None:
-                if is_message:
-                    state.marks.append(_NEVER)
-                continue
-            session = link.session
-            before = session.pending_bytes
+            session = None if link is None else link.session
             try:
-                posted = session.post(event)
+                posted = session is not None and session.post(event)
             except LocalProtocolError as exc:
-                if is_message:
-                    state.marks.append(_NEVER)
-                if state.ended:
-                    continue
-                state.ended = True  # its session ends; nobody else's
-                if session.conn.state is State.CLOSED:
-                    continue  # it is going (a DISCONNECT, an ERROR): nothing to say
-                # This client's version cannot carry the message (say, an LF in
-                # a header for a 1.0 client).
-                with contextlib.suppress(LocalProtocolError):
-                    session.post(session.conn.error_for(exc))
-                self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
-                continue
+                posted = False
+                if not state.ended:
+                    state.ended = True  # its session ends; nobody else's
+                    assert session is not None
+                    if session.conn.state is not State.CLOSED:  # else it is going anyway
+                        # This client's version cannot carry the message (say,
+                        # an LF in a header for a 1.0 client).
+                        with contextlib.suppress(LocalProtocolError):
+                            session.post(session.conn.error_for(exc))
+                        self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+            if state.unmarked:  # an auto-mode queue message: note where it ends
+                unwritten = state.unwritten
+                record = unwritten[len(unwritten) - state.unmarked]
+                if record[4] is event:
+                    record[3] = session.posted_bytes if posted and session else _NEVER
+                    state.unmarked -= 1
             if posted:
-                state.posted += session.pending_bytes - before
-                if is_message:
-                    state.marks.append(state.posted)
-                touched[state.sid] = link
-            elif is_message:
-                state.marks.append(_NEVER)
+                touched[state.sid] = link  # type: ignore[assignment]
         router = self.router
         for link in touched.values():
             state = link.state
             session = link.session
             state.pending = pending = session.pending_bytes  # the writer's figure
-            if len(state.marks) > 32:  # what was written need not be remembered
-                router.written(state, state.posted - pending)
+            if len(state.unwritten) > 32:  # what was written need not be remembered
+                router.written(state, session.posted_bytes - pending)
             if (pending >= self.max_pending_bytes or state.throttled) and not link.waiting:
                 # Deliveries were held back: resume once the backlog is written.
                 link.waiting = True

@@ -180,8 +180,6 @@ class Session:
     transactions: dict[str, _Transaction] = field(default_factory=dict)
     #: Bytes posted to this client and not yet written (the runtime keeps it).
     pending: int = 0
-    #: Bytes posted to this client since it connected (the runtime adds them).
-    posted: int = 0
     #: Set when a delivery was held back because of ``pending``: the runtime
     #: resumes the session once its backlog is written.
     throttled: bool = False
@@ -190,11 +188,13 @@ class Session:
     ended: bool = False
     #: Topic copies dropped because this session was full.
     dropped: int = 0
-    #: Deliveries not yet known to be written, oldest first: each is
-    #: ``(subscription, entry, queue, redelivered)`` or None (nothing to undo),
-    #: paired with ``marks`` (the runtime's ``posted`` after posting it).
-    unwritten: deque[tuple[Subscription, Entry, str, bool] | None] = field(default_factory=deque)
-    marks: deque[int] = field(default_factory=deque)
+    #: ``auto``-mode queue deliveries not yet known to be written, oldest
+    #: first: ``[subscription, entry, queue, mark, message]``, where ``mark``
+    #: is where the MESSAGE ends in the bytes posted to the client (set by the
+    #: runtime when it posts it; -1 until then).
+    unwritten: deque[list[Any]] = field(default_factory=deque)
+    #: How many of the last ``unwritten`` records the runtime has yet to mark.
+    unmarked: int = 0
     #: The runtime's own object for this session (the router never reads it).
     io: Any = None
 
@@ -615,10 +615,8 @@ class Router:
 
     def written(self, session: Session, upto: int) -> None:
         """The runtime wrote ``session``'s first ``upto`` posted bytes."""
-        marks = session.marks
         unwritten = session.unwritten
-        while marks and marks[0] <= upto:
-            marks.popleft()
+        while unwritten and 0 <= unwritten[0][3] <= upto:
             unwritten.popleft()
 
     def close(self, session: Session, *, written: int | None = None) -> list[Post]:
@@ -631,15 +629,13 @@ class Router:
         back: dict[tuple[int, str], tuple[Route, str, list[tuple[Entry, bool]]]] = {}
         if written is not None:
             # auto-mode queue deliveries that never reached the socket
-            for record in session.unwritten:
-                if record is not None:
-                    sub, entry, queue, _ = record
-                    group = back.setdefault((id(sub.route), queue), (sub.route, queue, []))
-                    # Marked redelivered: the write that failed may have put
-                    # some of it on the wire ("may have been delivered before").
-                    group[2].append((entry, True))
+            for sub, entry, queue, _, _ in session.unwritten:
+                group = back.setdefault((id(sub.route), queue), (sub.route, queue, []))
+                # Marked redelivered: the write that failed may have put some
+                # of it on the wire ("may have been delivered before").
+                group[2].append((entry, True))
         session.unwritten.clear()
-        session.marks.clear()
+        session.unmarked = 0
         out: list[Post] = []
         for key in list(session.subscriptions):
             out += self._end_subscription(session, key)
@@ -938,11 +934,10 @@ class Router:
             key: Hashable = ack_id if session.ack_key is None else session.ack_key(message)
             sub.unacked[key] = (entry, queue, ack_id)
             session.ack_index[key] = sub
-            session.unwritten.append(None)
         elif queue is not None:
-            session.unwritten.append((sub, entry, queue, redelivered))
-        else:
-            session.unwritten.append(None)
+            # Consumed once written: until the runtime says so, it may go back.
+            session.unwritten.append([sub, entry, queue, -1, message])
+            session.unmarked += 1
         session.pending += len(entry.body) + 256  # an estimate, until the writer says
         self.stats["delivered"] += 1
         return session, message

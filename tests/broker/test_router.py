@@ -48,12 +48,19 @@ def bodies(posts: list[Post], session: Session | None = None) -> list[bytes]:
     return [m.body for m in messages(posts, session)]
 
 
-def written_all(session: Session, posts: list[Post]) -> None:
-    """Play the runtime: every MESSAGE posted to ``session`` was written."""
+def written_all(session: Session, posts: list[Post]) -> int:
+    """Play the runtime: post each MESSAGE to ``session`` as 100 bytes, marking
+    where the ``auto``-mode queue ones end; returns the bytes posted."""
+    offset = 0
     for s, event in posts:
         if s is session and type(event) is Message:
-            session.posted += 100
-            session.marks.append(session.posted)
+            offset += 100
+            if session.unmarked:
+                record = session.unwritten[len(session.unwritten) - session.unmarked]
+                if record[4] is event:
+                    record[3] = offset
+                    session.unmarked -= 1
+    return offset
 
 
 def only_error(posts: list[Post]) -> Error:
@@ -259,8 +266,7 @@ def test_unacknowledged_queue_messages_go_back_marked_redelivered() -> None:
     held = messages(out)
     assert held[1].ack is not None
     router.handle(doomed, Ack(id=held[1].ack))
-    written_all(doomed, out)
-    router.close(doomed, written=doomed.posted)
+    router.close(doomed, written=written_all(doomed, out))
     again = router.handle(survivor, Subscribe(destination="/queue/r", id="0"))
     assert bodies(again) == [b"m0", b"m2"]
     assert all(("redelivered", "true") in m.headers for m in messages(again))
