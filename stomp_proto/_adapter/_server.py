@@ -106,7 +106,10 @@ class ServerSession:
         self._closed = False
         self._outbox: list[bytes] = []
         self._pending = 0
-        self._posted = 0
+        #: Bytes posted since the session began: minus :attr:`pending_bytes`,
+        #: what was written to the transport (a broker's record of what
+        #: reached a client). Read it; only :meth:`post` changes it.
+        self.posted_bytes = 0
         self._wake = anyio.Event()
         self._drained = anyio.Event()
         self._drained.set()
@@ -126,13 +129,6 @@ class ServerSession:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    @property
-    def posted_bytes(self) -> int:
-        """Bytes posted since the session began: minus :attr:`pending_bytes`,
-        what was written to the transport (a broker's record of what reached
-        a client)."""
-        return self._posted
 
     @property
     def pending_bytes(self) -> int:
@@ -212,7 +208,7 @@ class ServerSession:
             self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
         self._pending += len(data)
-        self._posted += len(data)
+        self.posted_bytes += len(data)
         if self._drained.is_set():
             self._drained = anyio.Event()
         if not self._wake.is_set():

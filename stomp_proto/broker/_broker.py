@@ -415,28 +415,20 @@ class Broker:
         touched: dict[str, _Link] = {}
         for state, event in posts:
             link: _Link | None = state.io
-            session = None if link is None else link.session
+            if link is None:  # gone: the router hears of it from the session's end
+                if state.unmarked:
+                    self._mark(state, event, None)
+                continue
+            session = link.session
             try:
-                posted = session is not None and session.post(event)
+                posted = session.post(event)
             except LocalProtocolError as exc:
                 posted = False
-                if not state.ended:
-                    state.ended = True  # its session ends; nobody else's
-                    assert session is not None
-                    if session.conn.state is not State.CLOSED:  # else it is going anyway
-                        # This client's version cannot carry the message (say,
-                        # an LF in a header for a 1.0 client).
-                        with contextlib.suppress(LocalProtocolError):
-                            session.post(session.conn.error_for(exc))
-                        self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
+                self._unsendable(state, session, exc)
             if state.unmarked:  # an auto-mode queue message: note where it ends
-                unwritten = state.unwritten
-                record = unwritten[len(unwritten) - state.unmarked]
-                if record[4] is event:
-                    record[3] = session.posted_bytes if posted and session else _NEVER
-                    state.unmarked -= 1
+                self._mark(state, event, session if posted else None)
             if posted:
-                touched[state.sid] = link  # type: ignore[assignment]
+                touched[state.sid] = link
         router = self.router
         for link in touched.values():
             state = link.state
@@ -452,6 +444,29 @@ class Broker:
         if router.dropping:
             self._dropped(router.dropping)
             router.dropping.clear()
+
+    @staticmethod
+    def _mark(state: Session, event: Event, session: ServerSession | None) -> None:
+        """Record where ``event`` ends in what was posted to the client (never,
+        if ``session`` is None), if it is the MESSAGE the router is tracking."""
+        unwritten = state.unwritten
+        record = unwritten[len(unwritten) - state.unmarked]
+        if record[4] is event:
+            record[3] = _NEVER if session is None else session.posted_bytes
+            state.unmarked -= 1
+
+    def _unsendable(self, state: Session, session: ServerSession, exc: LocalProtocolError) -> None:
+        """``session`` refused a frame: its session ends (nobody else's)."""
+        if state.ended:
+            return
+        state.ended = True
+        if session.conn.state is State.CLOSED:
+            return  # it is going already (a DISCONNECT, an ERROR): nothing to say
+        # This client's version cannot carry the message (say, an LF in a
+        # header for a 1.0 client).
+        with contextlib.suppress(LocalProtocolError):
+            session.post(session.conn.error_for(exc))
+        self._log("unsendable", logging.WARNING, "%s: %s", state.sid, exc)
 
     def _dropped(self, sessions: Iterable[Session]) -> None:
         """Sessions that missed topic copies: logged; under "disconnect", ended."""
