@@ -10,13 +10,15 @@ client must not need anyio.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ._events import Error
+from ._events import Error, Message
 
-__all__ = ["ConnectionLost", "ReconnectPolicy", "StompError"]
+__all__ = ["ConnectionLost", "MessageView", "ReconnectPolicy", "StompError"]
 
 
 class StompError(Exception):
@@ -67,3 +69,57 @@ class ReconnectPolicy:
         for _ in itertools.count() if self.max_attempts is None else range(self.max_attempts):
             yield max(0.0, delay * rng.uniform(1 - self.jitter, 1 + self.jitter))
             delay = min(self.max_delay, delay * self.multiplier)
+
+
+class MessageView:
+    """What both clients' received messages show of their MESSAGE (their
+    ``ReceivedMessage`` adds ``ack()`` and ``nack()``, blocking or awaitable).
+
+    Attributes:
+        event: the :class:`~stomp_proto.Message` event as parsed.
+    """
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Message) -> None:
+        self.event = event
+
+    @property
+    def body(self) -> bytes:
+        """The body, as bytes."""
+        return self.event.body
+
+    @property
+    def destination(self) -> str:
+        return self.event.destination
+
+    @property
+    def message_id(self) -> str:
+        return self.event.message_id
+
+    @property
+    def content_type(self) -> str | None:
+        return self.event.content_type
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header but ``content-length``, the spec-defined ones first."""
+        return self.event.to_frame().headers
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name``, or ``default`` when it is absent."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    def text(self) -> str:
+        """The body decoded per ``content-type``'s charset (UTF-8 by default)."""
+        return self.event.text()
+
+    def json(self) -> Any:
+        """The body parsed as JSON (:func:`json.loads` of :meth:`text`)."""
+        return json.loads(self.text())
+
+    def __repr__(self) -> str:
+        return f"<ReceivedMessage {self.event.message_id!r} on {self.event.destination!r}>"

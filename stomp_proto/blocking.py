@@ -45,7 +45,6 @@ import collections
 import contextlib
 import dataclasses
 import itertools
-import json as _json
 import logging
 import selectors
 import socket
@@ -81,7 +80,7 @@ from . import (
     Subscribe,
     Unsubscribe,
 )
-from ._clients import ConnectionLost, ReconnectPolicy, StompError
+from ._clients import ConnectionLost, MessageView, ReconnectPolicy, StompError
 
 __all__ = (
     "AckMode",
@@ -204,7 +203,7 @@ class _Buffer(Generic[_T]):
         return len(self._items)
 
 
-class ReceivedMessage:
+class ReceivedMessage(MessageView):
     """A MESSAGE delivered to a :class:`Subscription`, with ``ack()`` and ``nack()``.
 
     Attributes:
@@ -212,52 +211,15 @@ class ReceivedMessage:
         subscription: the :class:`Subscription` it was delivered to.
     """
 
-    __slots__ = ("_client", "_epoch", "event", "subscription")
+    __slots__ = ("_client", "_epoch", "subscription")
 
     def __init__(
         self, client: Client, event: Message, subscription: Subscription, epoch: int
     ) -> None:
+        super().__init__(event)
         self._client = client
         self._epoch = epoch
-        self.event = event
         self.subscription = subscription
-
-    @property
-    def body(self) -> bytes:
-        """The body, as bytes."""
-        return self.event.body
-
-    @property
-    def destination(self) -> str:
-        return self.event.destination
-
-    @property
-    def message_id(self) -> str:
-        return self.event.message_id
-
-    @property
-    def content_type(self) -> str | None:
-        return self.event.content_type
-
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]:
-        """Every header but ``content-length``, the spec-defined ones first."""
-        return self.event.to_frame().headers
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header ``name``, or ``default`` when it is absent."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
-
-    def text(self) -> str:
-        """The body decoded per ``content-type``'s charset (UTF-8 by default)."""
-        return self.event.text()
-
-    def json(self) -> Any:
-        """The body parsed as JSON (:func:`json.loads` of :meth:`text`)."""
-        return _json.loads(self.text())
 
     def ack(self, *, transaction: str | Transaction | None = None, receipt: bool = False) -> None:
         """ACK this message.
@@ -274,9 +236,6 @@ class ReceivedMessage:
         """NACK this message (STOMP 1.1+); the broker redelivers or dead-letters it."""
         tx = transaction.id if isinstance(transaction, Transaction) else transaction
         self._client._settle(self, self.event.make_nack(transaction=tx), receipt)
-
-    def __repr__(self) -> str:
-        return f"<ReceivedMessage {self.event.message_id!r} on {self.event.destination!r}>"
 
 
 class Subscription:

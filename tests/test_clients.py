@@ -23,3 +23,28 @@ def test_reconnect_delays_back_off_with_jitter_and_a_cap() -> None:
     assert len(jittered) == 3 and all(d >= 0.0 for d in jittered)
     forever = ReconnectPolicy(max_attempts=None, jitter=0.0, max_delay=1.0).delays()
     assert [next(forever) for _ in range(50)][-1] == 1.0
+
+
+def test_message_view_shows_the_message() -> None:
+    from stomp_proto import Message
+    from stomp_proto._clients import MessageView
+
+    event = Message(
+        destination="/topic/t",
+        message_id="m-1",
+        subscription="0",
+        content_type="application/json",
+        body=b'{"price": 1.5}',
+        headers=(("x-a", "1"), ("x-a", "2")),
+    )
+    view = MessageView(event)
+    assert (view.destination, view.message_id, view.content_type) == (
+        "/topic/t",
+        "m-1",
+        "application/json",
+    )
+    assert view.body == b'{"price": 1.5}' and view.text() == '{"price": 1.5}'
+    assert view.json() == {"price": 1.5}
+    assert view.header("x-a") == "1" and view.header("missing", "d") == "d"
+    assert ("subscription", "0") in view.headers
+    assert repr(view) == "<ReceivedMessage 'm-1' on '/topic/t'>"

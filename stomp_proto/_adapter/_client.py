@@ -56,6 +56,7 @@ from .. import (
     Subscribe,
     Unsubscribe,
 )
+from .._clients import MessageView
 from ._link import ConnectionLost, Link, StompError
 from ._supervisor import ReconnectPolicy, Supervisor
 
@@ -88,40 +89,21 @@ class _Waiter:
         self.done.set()
 
 
-class ReceivedMessage:
-    """A MESSAGE delivered to a :class:`Subscription`, with ``ack()`` and ``nack()``."""
+class ReceivedMessage(MessageView):
+    """A MESSAGE delivered to a :class:`Subscription`, with ``ack()`` and ``nack()``.
 
-    __slots__ = ("_client", "_epoch", "event", "subscription")
+    Attributes:
+        event: the :class:`~stomp_proto.Message` event as parsed.
+        subscription: the :class:`Subscription` it was delivered to.
+    """
+
+    __slots__ = ("_client", "_epoch", "subscription")
 
     def __init__(self, client: Client, event: Message, subscription: Subscription, epoch: int):
+        super().__init__(event)
         self._client = client
         self._epoch = epoch
-        self.event = event
         self.subscription = subscription
-
-    @property
-    def body(self) -> bytes:
-        return self.event.body
-
-    @property
-    def destination(self) -> str:
-        return self.event.destination
-
-    @property
-    def message_id(self) -> str:
-        return self.event.message_id
-
-    @property
-    def content_type(self) -> str | None:
-        return self.event.content_type
-
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]:
-        """Every header but ``content-length``, the spec-defined ones first."""
-        return self.event.to_frame().headers
-
-    def text(self) -> str:
-        return self.event.text()
 
     async def ack(self, *, transaction: str | None = None, receipt: bool = False) -> None:
         """ACK this message (refused if it came over an earlier, dead connection)."""
@@ -130,9 +112,6 @@ class ReceivedMessage:
     async def nack(self, *, transaction: str | None = None, receipt: bool = False) -> None:
         """NACK this message (STOMP 1.1+)."""
         await self._client._settle(self, self.event.make_nack(transaction=transaction), receipt)
-
-    def __repr__(self) -> str:
-        return f"<ReceivedMessage {self.event.message_id!r} on {self.event.destination!r}>"
 
 
 class Subscription:
