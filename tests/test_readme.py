@@ -41,18 +41,19 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent
 
-#: The test command: the README's and the one .ci/run runs.
+#: The pytest line of the README's test command (``bash .ci/test``).
 TEST_COMMAND = "python -bb -m pytest --cov --cov-report=term-missing --cov-fail-under=100"
+#: The main job: install, then the demo (runs until Ctrl-C).
+MAIN_JOB = "pip install -e '.[broker]' && stomp-proto demo"
 
 #: Every sh line in the README (its comment stripped) -> what the test does with it.
 COMMANDS = {
-    "pip install -e '.[test]' --config-settings editable_mode=compat": "extras",  # installs
-    "bash .ci/install-peers": "file",  # installs Debian packages as root: check the script exists
+    MAIN_JOB: "demo",  # the extra must exist; the demo serves its page and stops on Ctrl-C
+    "bash .ci/test": "ci",  # installs and runs the whole suite: .ci/run must run this same line
     "stomp-proto broker": "broker",  # runs until Ctrl-C: start it, connect, SIGINT, exit 0
     "stomp-proto --help": "run",
     "stomp-proto broker --help": "run",
     "python -m stomp_proto": "run",
-    TEST_COMMAND: "ci",  # the whole suite: .ci/run must run this same line
 }
 
 
@@ -215,16 +216,52 @@ def test_the_broker_command_serves_and_stops_on_ctrl_c() -> None:
 
 def test_install_commands_name_what_exists() -> None:
     extras = importlib.metadata.metadata("stomp-proto").get_all("Provides-Extra") or []
-    for command, what in COMMANDS.items():
-        if what == "extras":
-            named = re.search(r"\.\[([\w,]+)\]", command)
-            assert named is not None
-            assert set(named.group(1).split(",")) <= set(extras), command
-        elif what == "file":
-            assert (ROOT / command.split()[-1]).is_file(), command
+    named = re.search(r"\.\[([\w,]+)\]", MAIN_JOB)
+    assert named is not None
+    assert set(named.group(1).split(",")) <= set(extras), MAIN_JOB
+    test = (ROOT / ".ci" / "test").read_text(encoding="utf-8")
+    wanted = re.search(r"-e '\.\[([\w,]+)\]'", test)
+    assert wanted is not None and set(wanted.group(1).split(",")) <= set(extras)
+    assert "bash .ci/install-peers" in test.splitlines()
 
 
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert TEST_COMMAND in ci
-    assert os.access(ROOT / ".ci" / "run", os.R_OK)
+    assert "bash .ci/test" in ci
+    test = (ROOT / ".ci" / "test").read_text(encoding="utf-8").splitlines()
+    assert f'{TEST_COMMAND} "$@"' in test
+    assert os.access(ROOT / ".ci" / "run", os.R_OK) and os.access(ROOT / ".ci" / "test", os.R_OK)
+
+
+def test_the_main_job_serves_the_demo_and_stops_on_ctrl_c() -> None:
+    demo = MAIN_JOB.split("&&")[1].split()
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "demo.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [script(demo[0]), *demo[1:], "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while not _listening(port):
+                assert proc.poll() is None, f"demo exited: {log.read_text()}"
+                assert time.monotonic() < deadline, f"demo did not listen: {log.read_text()}"
+                time.sleep(0.05)  # polling for start-up, not timing the protocol
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                page = b""
+                while chunk := sock.recv(65536):
+                    page += chunk
+            assert page.startswith(b"HTTP/1.1 200 OK"), page[:200]
+            assert b"/portfolio" in page or b"stomp.umd.min.js" in page
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            proc.wait(timeout=30)
+            assert proc.returncode == 0, log.read_text()
+            assert "Traceback" not in log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
