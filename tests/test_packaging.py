@@ -1,9 +1,10 @@
 """The release archives: what a user gets from ``pip install stomp-proto``.
 
 The sdist and wheel come from ``python -m build`` (the wheel built from the
-sdist). ``.ci/run`` builds them once, runs ``twine check`` on them and points
-``STOMP_PROTO_DIST`` at the folder; without that variable this file builds them
-itself into a temporary folder (``build`` is in the ``test`` extra).
+sdist), which this file runs into a temporary folder (``build`` is in the
+``test`` extra); with ``STOMP_PROTO_DIST`` naming a folder that already holds
+them (one wheel, one sdist), it looks there instead. ``.ci/run`` also runs
+``twine check`` on a build of its own.
 """
 
 from __future__ import annotations
