@@ -149,10 +149,6 @@ class Subscription:
         default_factory=OrderedDict
     )
 
-    @property
-    def cumulative(self) -> bool:
-        return self.ack == "client"
-
 
 @dataclass(eq=False, slots=True)
 class _Transaction:
@@ -953,27 +949,30 @@ class Router:
     # -- acknowledgements ----------------------------------------------------------
 
     def _settle(self, session: Session, event: Ack | Nack) -> list[Post]:
-        """ACK or NACK the message the frame names (cumulative in ``client``
-        mode); NACKed queue messages go back to the head of their queue."""
-        if session.ack_key is not None:
-            key: Hashable = session.ack_key(event)
-        else:
-            key = event.id
-        sub = session.ack_index.get(key)
-        if sub is None or key not in sub.unacked:
-            return []  # settled already (the core refuses what was never sent)
+        """ACK or NACK the messages the frame settles; NACKed queue messages go
+        back to the head of their queue.
+
+        Which messages those are is the core's answer (:attr:`Ack.settles
+        <stomp_proto.Ack.settles>`: cumulative in ``client`` mode, one message
+        otherwise, filled in at COMMIT for a transaction's), never worked out
+        again here. A frame the core did not apply (a router driven on its
+        own) settles the one message it names.
+        """
+        keys: tuple[Hashable, ...] = event.settles
+        if not keys:
+            keys = (session.ack_key(event) if session.ack_key is not None else event.id,)
         settled: list[tuple[Entry, str | None, str | None]] = []
-        unacked = sub.unacked
-        if sub.cumulative:
-            while True:
-                first, record = unacked.popitem(last=False)
-                del session.ack_index[first]
+        sub = None
+        for key in keys:
+            owner = session.ack_index.pop(key, None)
+            if owner is None:
+                continue  # settled already, or never tracked (its post failed)
+            record = owner.unacked.pop(key, None)
+            if record is not None:
                 settled.append(record)
-                if first == key:
-                    break
-        else:
-            settled.append(unacked.pop(key))
-            del session.ack_index[key]
+                sub = owner
+        if sub is None:
+            return []
         out: list[Post] = []
         if (
             type(event) is Nack

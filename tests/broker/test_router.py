@@ -236,8 +236,15 @@ def test_the_broker_wide_budget_counts_whole_frames() -> None:
         router.publish("/elsewhere", b"")
 
 
-def test_cumulative_acks_settle_in_order_without_copying() -> None:
-    """Issue 9 item 6: each ACK pops what it settles from the front."""
+def settled_by_core(event: Ack | Nack, keys: list[str | None]) -> Ack | Nack:
+    """What the core does to an ACK/NACK it applies: records what it settled."""
+    object.__setattr__(event, "settles", tuple(keys))
+    return event
+
+
+def test_acks_settle_what_the_core_says_they_settle() -> None:
+    """Issue 9 item 6, issue 10: the cumulative rule is the core's; the router
+    settles exactly the ack keys an ACK's ``settles`` names, each by index."""
     router = Router(max_pending_bytes=1 << 40)  # no writer here to drain the backlog
     s = router.open("s", "1.2")
     router.handle(s, Subscribe(destination="/queue/c", id="0", ack="client"))
@@ -247,11 +254,11 @@ def test_cumulative_acks_settle_in_order_without_copying() -> None:
     acks = [m.ack for m in messages(out)]
     sub = s.subscriptions["0"]
     assert len(sub.unacked) == 20_000
-    router.handle(s, Ack(id=acks[9]))  # settles the first ten
+    router.handle(s, settled_by_core(Ack(id=acks[9]), acks[:10]))  # cumulative, per the core
     assert len(sub.unacked) == 19_990 and acks[10] in sub.unacked
     for ack in acks[10:]:
         assert ack is not None
-        router.handle(s, Ack(id=ack))
+        router.handle(s, Ack(id=ack))  # not applied by a core: the one message it names
     assert not sub.unacked and not s.ack_index
     assert router.handle(s, Ack(id=acks[0])) == []  # settled already: nothing happens
 
