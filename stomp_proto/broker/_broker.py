@@ -140,6 +140,8 @@ class Broker:
         inbound: ``(session, event) -> event or None`` hooks run on every
             client frame before the router applies it (see
             :attr:`Router.inbound <stomp_proto.broker.Router.inbound>`).
+        outbound: the same, on every frame before it is posted to a client
+            (add headers, log, drop).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class Broker:
         routes: Iterable[Route] | None = None,
         on_start: Sequence[Callable[[Broker], Awaitable[None]]] = (),
         inbound: Sequence[Callable[[Session, Event], Event | None]] = (),
+        outbound: Sequence[Callable[[Session, Event], Event | None]] = (),
         http: HttpHandler | None = None,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
@@ -205,6 +208,7 @@ class Broker:
         self.on_start = list(on_start)
         self.http = http
         self.router.inbound.extend(inbound)
+        self.router.outbound.extend(outbound)
         self._token: object = None
         self._thread: int | None = None
 
@@ -413,6 +417,8 @@ class Broker:
     def _perform(self, posts: list[Post]) -> None:
         """Post the router's frames, in order; then apply the slow-consumer policy."""
         touched: dict[str, _Link] = {}
+        if self.router.outbound:
+            posts = self._outbound(posts)
         for state, event in posts:
             link: _Link | None = state.io
             if link is None:  # gone: the router hears of it from the session's end
@@ -444,6 +450,37 @@ class Broker:
         if router.dropping:
             self._dropped(router.dropping)
             router.dropping.clear()
+
+    def _outbound(self, posts: list[Post]) -> list[Post]:
+        """The router's outbound hooks over each frame, in order (None drops it)."""
+        out: list[Post] = []
+        hooks = self.router.outbound
+        seen: dict[int, int] = {}  # per session: tracked records of this batch passed
+        for state, event in posts:
+            original: Event | None = event
+            changed: Event | None = event
+            for hook in hooks:
+                try:
+                    changed = hook(state, changed)  # type: ignore[arg-type]
+                except Exception:
+                    log.exception("outbound hook %r failed; the frame goes as it was", hook)
+                    changed = original
+                    break
+                if changed is None:
+                    break
+            if state.unmarked:  # an auto-mode queue message the router is tracking?
+                unwritten = state.unwritten
+                at = len(unwritten) - state.unmarked + seen.get(id(state), 0)
+                if at < len(unwritten) and unwritten[at][4] is event:
+                    if changed is None:  # consumed by the hook: nothing to write, or requeue
+                        del unwritten[at]
+                        state.unmarked -= 1
+                    else:
+                        unwritten[at][4] = changed  # the frame that goes is the hook's
+                        seen[id(state)] = seen.get(id(state), 0) + 1
+            if changed is not None:
+                out.append((state, changed))
+        return out
 
     @staticmethod
     def _mark(state: Session, event: Event, session: ServerSession | None) -> None:

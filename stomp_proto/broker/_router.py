@@ -503,6 +503,10 @@ class Router:
         #: client frame before it is applied; None drops the frame, raising
         #: :class:`Refusal` refuses it with an ERROR.
         self.inbound: list[Callable[[Session, Event], Event | None]] = []
+        #: ``(session, event) -> event or None`` hooks the runtime runs, in
+        #: order, on every frame before posting it to a client; None drops it
+        #: (a dropped MESSAGE counts as delivered: the hook consumed it).
+        self.outbound: list[Callable[[Session, Event], Event | None]] = []
         self.sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
         self.routes: list[Route] = []

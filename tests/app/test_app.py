@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import anyio
 import pytest
 
+from stomp_proto import Message
 from stomp_proto.app import AppMessage, PathTemplate, StompApp, authenticated
 from stomp_proto.asyncio import Client, StompError, Subscription
 from stomp_proto.broker import Broker, Refusal
@@ -313,3 +315,43 @@ def test_user_backlog_expires_and_is_bounded_with_no_event_loop() -> None:
     other = router.open("t", "1.2", user="paulson")
     assert router.handle(other, Subscribe(destination="/user/queue/x", id="0")) == []
     assert users.expired == 2
+
+
+async def test_async_authenticator_principal_and_outbound_hooks(anyio_backend: str) -> None:
+    app = StompApp()
+
+    @app.authenticator
+    async def token(connect: object) -> object:
+        passcode = getattr(connect, "passcode", None)
+        return {"name": "ada", "role": "admin"} if passcode == "t0ken" else None
+
+    @app.message("/whoami")
+    def whoami(message: AppMessage) -> object:
+        return message.principal
+
+    def stamp(session: object, event: object) -> object:
+        if isinstance(event, Message) and event.destination == "/queue/hidden":
+            return None  # consumed by the hook
+        if isinstance(event, Message):
+            return replace(event, headers=(*event.headers, ("x-stamped", "yes")))
+        return event
+
+    async with serve(app, outbound=[stamp]) as broker:
+        with pytest.raises(StompError, match="access refused"):
+            async with client(broker, login="ada", passcode="wrong"):
+                pass
+        async with client(broker, login="ada", passcode="t0ken") as c:
+            me = await c.subscribe("/topic/whoami")
+            hidden = await c.subscribe("/queue/hidden")
+            shown = await c.subscribe("/queue/shown")
+            await c.send("/app/whoami", "", receipt=True)
+            with anyio.fail_after(5):
+                got = await me.get()
+            assert json.loads(got.body) == {"name": "ada", "role": "admin"}
+            assert got.header("x-stamped") == "yes"
+            for destination in ("/queue/hidden", "/queue/shown"):
+                await c.send(destination, "x", receipt=True)
+            with anyio.fail_after(5):
+                assert (await shown.get()).header("x-stamped") == "yes"
+            await nothing_within(hidden)
+        assert broker.stats["queued"] == 0  # the consumed one is not requeued
