@@ -16,7 +16,7 @@ Spring                                        stomp-proto
 ``@MessageExceptionHandler``                  ``@app.exception_handler(ValueError)``
 ``SimpMessagingTemplate.convertAndSend``      ``app.send(destination, payload)``
 ``convertAndSendToUser``                      ``app.send_to_user(user, destination, payload)``
-``ChannelInterceptor`` (inbound)              ``@app.interceptor``
+``ChannelInterceptor`` (in / out)             ``@app.interceptor`` / ``@app.outbound``
 ``simpDestMatchers(...).authenticated()``     ``app.allow("SEND", "/app/**", when=...)``
 ============================================  ==========================================
 
@@ -182,6 +182,7 @@ class StompApp:
         self._startup: list[Callable[[StompApp], Awaitable[None]]] = []
         self._authenticate: Callable[[Connect], object] | None = None
         self.interceptors: list[Callable[[Session, Event], Event | None]] = []
+        self.outbound_interceptors: list[Callable[[Session, Event], Event | None]] = []
         self._broker: Broker | None = None
         self._workers: dict[str, _Worker] = {}
 
@@ -252,6 +253,12 @@ class StompApp:
         self.interceptors.append(function)
         return function
 
+    def outbound(self, function: F) -> F:
+        """Run ``function(session, event) -> event or None`` on every frame the
+        broker is about to send a client (add headers, log); None drops it."""
+        self.outbound_interceptors.append(function)
+        return function
+
     def allow(
         self,
         command: Command | Iterable[Command],
@@ -315,6 +322,7 @@ class StompApp:
             authorize=self._authorize,
             on_start=[self._started, *options.pop("on_start", ())],
             inbound=[*self.interceptors, *options.pop("inbound", ())],
+            outbound=[*self.outbound_interceptors, *options.pop("outbound", ())],
             **options,
         )
 

@@ -329,6 +329,7 @@ async def test_async_authenticator_principal_and_outbound_hooks(anyio_backend: s
     def whoami(message: AppMessage) -> object:
         return message.principal
 
+    @app.outbound
     def stamp(session: object, event: object) -> object:
         if isinstance(event, Message) and event.destination == "/queue/hidden":
             return None  # consumed by the hook
@@ -336,7 +337,7 @@ async def test_async_authenticator_principal_and_outbound_hooks(anyio_backend: s
             return replace(event, headers=(*event.headers, ("x-stamped", "yes")))
         return event
 
-    async with serve(app, outbound=[stamp]) as broker:
+    async with serve(app) as broker:
         with pytest.raises(StompError, match="access refused"):
             async with client(broker, login="ada", passcode="wrong"):
                 pass
