@@ -77,9 +77,14 @@ def test_a_silent_server_ends_the_session(server: ScriptedServer) -> None:
     clock = FakeClock()
     client = open_client(server, clock)
     sub = client.subscribe("/queue/q", receipt=False)
-    assert isinstance(server.next_event(), Subscribe)
+    subscribe = server.next_event()
+    assert isinstance(subscribe, Subscribe)
     clock.now += 2.5
-    server.send_raw(b"\n")  # a sign of life at 1002.5
+    # A sign of life at 1002.5 that the test can see the client read (a bare
+    # EOL could be read after the clock moves on, and be stamped later).
+    alive = Message(destination="/queue/q", message_id="m-1", subscription=subscribe.id)
+    server.send_raw(server.conn.send(alive))
+    assert sub.get(timeout=5).message_id == "m-1"
     assert server.wait_beat(5)  # (the client's own beat, due at 1001)
     clock.now += 2.9  # 2.9 s after the last byte: within grace (3 x 1 s)
     client._wake()
