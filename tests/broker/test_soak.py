@@ -181,11 +181,18 @@ MODES = ["auto", "client", "client-individual"]
 
 
 async def queue_consumer(
-    port: int, slot: int, ledger: Ledger, churn: Flag, finish: anyio.Event
+    port: int,
+    slot: int,
+    ledger: Ledger,
+    churn: Flag,
+    finish: anyio.Event,
+    queue: str | None = None,
 ) -> None:
     """One consumer slot: consumers in random ack modes, each living a random
     time while ``churn`` is set, replaced when they die. When ``finish`` is set
-    the last one acknowledges what it has and leaves with DISCONNECT."""
+    the last one acknowledges what it has and leaves with DISCONNECT. With
+    ``queue``, every consumer of the slot subscribes there (else to a random one
+    of ``QUEUES``)."""
     rng = rng_for(f"consumer-{slot}")
     incarnation = 0
     while True:
@@ -197,7 +204,8 @@ async def queue_consumer(
         headers = [] if prefetch is None else [("prefetch-count", str(prefetch))]
         slow = rng.random() < 0.2  # reads 2 ms per message: its backlog builds up
         raw = await RawClient.connected(port)
-        await raw.subscribe(rng.choice(QUEUES), "q", ack=mode, headers=headers)
+        destination = rng.choice(QUEUES) if queue is None else queue
+        await raw.subscribe(destination, "q", ack=mode, headers=headers)
         lifetime = anyio.current_time() + rng.uniform(0.2, 2.5)
         unacked = 0
         last_ack = ""
@@ -282,6 +290,12 @@ async def test_soak_queues(anyio_backend: str) -> None:
                     await anyio.sleep(SECONDS)
                     stop.set()
                 churn.on = False  # no more kills: let the last consumers drain the queues
+                # The slots' last consumers may all be on one queue (1 run in
+                # 32): one more consumer per queue, so that every queue drains.
+                for n, queue in enumerate(QUEUES):
+                    consumers.start_soon(
+                        queue_consumer, port, 100 + n, ledger, churn, finish, queue
+                    )
                 with anyio.move_on_after(15):  # then the checks say what is missing
                     while not ledger.accepted <= {d.key for d in ledger.deliveries}:
                         await anyio.sleep(0.1)
