@@ -138,8 +138,18 @@ def test_metadata(metadata: email.message.Message, wheel: zipfile.ZipFile) -> No
 
 def test_sdist_carries_the_license_and_sources(sdist: tarfile.TarFile) -> None:
     names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for required in ("LICENSE", "README.md", "pyproject.toml", "stomp_proto/py.typed"):
+    for required in (
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "CONTRIBUTING.md",
+        "SECURITY.md",
+        "docs/index.rst",
+        "pyproject.toml",
+        "stomp_proto/py.typed",
+    ):
         assert required in names, required
+    assert not [n for n in names if n.startswith("docs/_build/")], "the docs build is in the sdist"
     missing = [source for source in SOURCES if source not in names]
     assert not missing, f"in the checkout, not in the sdist: {missing}"
     license_member = sdist.extractfile(f"{sdist.getnames()[0].split('/')[0]}/LICENSE")
