@@ -316,7 +316,7 @@ class StompApp:
                     return connect.login
                 return None
 
-        return Broker(
+        broker = Broker(
             routes=routes,
             authenticate=authenticate,
             authorize=self._authorize,
@@ -325,6 +325,9 @@ class StompApp:
             outbound=[*self.outbound_interceptors, *options.pop("outbound", ())],
             **options,
         )
+        if broker.relay is not None:  # user destinations reach every node
+            self.user_route.bridge = broker.relay.bridge_users(self.user_route)
+        return broker
 
     async def _started(self, broker: Broker) -> None:
         self._broker = broker

@@ -18,6 +18,7 @@ from .. import Limits
 if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 from ._broker import Broker
+from ._relay import Relay, Upstream
 
 log = logging.getLogger("stomp_proto.broker")
 
@@ -35,6 +36,13 @@ def _user(text: str) -> tuple[str, str]:
     if not colon or not login:
         raise argparse.ArgumentTypeError(f"expected LOGIN:PASSCODE, got {text!r}")
     return login, passcode
+
+
+def _upstream(text: str) -> Upstream:
+    try:
+        return Upstream.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -135,6 +143,36 @@ def parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="broker-wide: queued and held messages beyond which SENDs get ERROR (default 256 MiB)",
     )
+    relay = p.add_argument_group(
+        "relay", "hand /topic and /queue to an upstream RabbitMQ or ActiveMQ (docs: Scaling out)"
+    )
+    relay.add_argument(
+        "--relay",
+        action="append",
+        type=_upstream,
+        metavar="stomp://LOGIN:PASSCODE@HOST:PORT[/vhost]",
+        help="the upstream broker (repeatable: the addresses are tried in turn; "
+        "stomps:// for TLS, verified)",
+    )
+    relay.add_argument(
+        "--relay-connections",
+        type=int,
+        default=2,
+        metavar="N",
+        help="upstream connections for client sessions, besides the system one (default 2)",
+    )
+    relay.add_argument(
+        "--relay-send-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a SEND may wait for the upstream to confirm it, then ERROR (default 10)",
+    )
+    relay.add_argument(
+        "--relay-ca",
+        metavar="FILE",
+        help="PEM CA certificates to verify stomps:// upstreams with (default: the system's)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -169,6 +207,26 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         max_queue_bytes=args.max_queue_bytes,
         max_transaction_bytes=args.max_transaction_bytes,
         max_memory_bytes=args.max_memory_bytes,
+        relay=_relay(args),
+    )
+
+
+def _relay(args: argparse.Namespace) -> Relay | None:
+    if not args.relay:
+        return None
+    if args.relay_connections < 1:
+        raise SystemExit("stomp-proto: --relay-connections must be at least 1")
+    context = None
+    if args.relay_ca:
+        try:
+            context = ssl.create_default_context(cafile=args.relay_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"stomp-proto: --relay-ca {args.relay_ca}: {exc}") from None
+    return Relay(
+        args.relay,
+        connections=args.relay_connections,
+        send_timeout=args.relay_send_timeout,
+        ssl=context,
     )
 
 

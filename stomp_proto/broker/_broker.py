@@ -55,6 +55,8 @@ from .. import (
 )
 from .._adapter import ServerSession, serve, serve_websocket
 from .._adapter._websocket import HttpHandler
+from ._relay import Relay, Upstream, relay_from, replace_routes
+from ._relay_io import run_relay
 from ._router import Authorizer, Post, Route, Router, Session
 
 __all__ = ["Authenticator", "Broker"]
@@ -142,6 +144,10 @@ class Broker:
             :attr:`Router.inbound <stomp_proto.broker.Router.inbound>`).
         outbound: the same, on every frame before it is posted to a client
             (add headers, log, drop).
+        relay: hand ``/topic`` and ``/queue`` to an upstream broker (RabbitMQ,
+            ActiveMQ): a :class:`~stomp_proto.broker.Relay`, or its upstream
+            addresses (``stomp://LOGIN:PASSCODE@HOST:PORT[/vhost]``, tried in
+            turn) for one with the defaults (see the docs' "Scaling out").
     """
 
     def __init__(
@@ -169,9 +175,14 @@ class Broker:
         inbound: Sequence[Callable[[Session, Event], Event | None]] = (),
         outbound: Sequence[Callable[[Session, Event], Event | None]] = (),
         http: HttpHandler | None = None,
+        relay: Relay | Sequence[str | Upstream] | str | None = None,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
+        #: The relay to the upstream broker, or None.
+        self.relay = relay_from(relay)
+        if self.relay is not None:
+            routes = replace_routes(self.relay, routes)
         self.tcp = list(tcp)
         self.ws = list(ws)
         self.users = users
@@ -220,6 +231,8 @@ class Broker:
         """Serve on every listener until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            if self.relay is not None:
+                await tg.start(partial(run_relay, self.relay))
             self.addresses = []
             options: dict[str, Any] = {
                 "heart_beat": self.heart_beat,

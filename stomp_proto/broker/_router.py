@@ -240,6 +240,16 @@ class Route(Protocol):
     def resume(self, sub: Subscription) -> list[Post]:
         """The subscription's session has room again."""
 
+    # Two optional methods, looked up with getattr, for a route whose
+    # messages live elsewhere (a relay to an upstream broker):
+    #
+    # settled(sub, event, records) -> list[Post]: an ACK or NACK (``event``)
+    # settled these ``(entry, queue, ack id)`` records of ``sub``.
+    #
+    # committed(session, transaction) -> list[Post]: a COMMIT has applied the
+    # transaction's frames (what the route received meanwhile was part of it:
+    # see Router.committing).
+
 
 class QueueStore(Protocol):
     """Where a queue's waiting messages live: memory today (durable later)."""
@@ -531,6 +541,10 @@ class Router:
         #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
         self.on_emit: Callable[[list[Post]], None] | None = None
         self._receipt_taken = False
+        self._frame: Event | None = None
+        #: The transaction a COMMIT is applying, while it applies it (None
+        #: otherwise): what a route receives meanwhile belongs to it.
+        self.committing: str | None = None
         #: Sessions that missed topic copies since the runtime last looked.
         self.dropping: set[Session] = set()
         self._handlers: dict[type[Event], Callable[[Session, Event], list[Post]]] = {
@@ -680,6 +694,7 @@ class Router:
                 handler = self._handlers.get(type(event))
                 if handler is None:
                     return []
+            self._frame = event
             out = handler(session, event)
         except (Refusal, OverflowError) as exc:
             self.stats["refused"] += 1
@@ -689,6 +704,14 @@ class Router:
         if receipt is not None and type(event) is not Subscribe and not self._receipt_taken:
             out.insert(0, (session, event.make_receipt()))
         return out
+
+    def take_receipt(self) -> str | None:
+        """For a route, while the router applies a frame: the route will send
+        that frame's RECEIPT itself, later (a relay, once its upstream broker
+        confirmed the frame). Returns the receipt id, or None when the frame
+        asked for none."""
+        self._receipt_taken = True
+        return getattr(self._frame, "receipt", None)
 
     @staticmethod
     def error(session: Session, event: Event | None, message: str) -> Error:
@@ -741,11 +764,10 @@ class Router:
         sub = Subscription(session, key, event.id, event.destination, event.ack, prefetch, route)
         sub.selector = selector
         session.subscriptions[key] = sub
-        out: list[Post] = []
-        if event.receipt is not None:
+        out = route.subscribe(sub)
+        if event.receipt is not None and not self._receipt_taken:
             # The RECEIPT says the subscription is live: it goes before the backlog.
-            out.append((session, event.make_receipt()))
-        out += route.subscribe(sub)
+            out.insert(0, (session, event.make_receipt()))
         return out
 
     def _on_unsubscribe(self, session: Session, event: Unsubscribe) -> list[Post]:
@@ -781,17 +803,27 @@ class Router:
         self._budget(sum(entry.size for _, entry in sends))
         out: list[Post] = []
         sent = iter(sends)
-        for held in tx.frames:
-            if type(held) is Send:
-                target = self._route_for(held.destination)
-                if target.takes_receipts:  # its RECEIPT went out when it was held
-                    out += target.receive(session, replace(held, transaction=None, receipt=None))
-                    continue
-                route, entry = next(sent)
-                self.stats["published"] += 1
-                out += route.send(session, entry)
-            else:
-                out += self._settle(session, held)  # type: ignore[arg-type]
+        self.committing = event.transaction
+        try:
+            for held in tx.frames:
+                if type(held) is Send:
+                    target = self._route_for(held.destination)
+                    if target.takes_receipts:  # its RECEIPT went out when it was held
+                        out += target.receive(
+                            session, replace(held, transaction=None, receipt=None)
+                        )
+                        continue
+                    route, entry = next(sent)
+                    self.stats["published"] += 1
+                    out += route.send(session, entry)
+                else:
+                    out += self._settle(session, held)  # type: ignore[arg-type]
+            for route in self.routes:
+                committed = getattr(route, "committed", None)
+                if committed is not None:
+                    out += committed(session, event.transaction)
+        finally:
+            self.committing = None
         return out
 
     def _on_abort(self, session: Session, event: Abort) -> list[Post]:
@@ -986,6 +1018,9 @@ class Router:
             if back:
                 self.stats["requeued"] += len(back)
                 out = self._requeue(sub.route, back)
+        hook = getattr(sub.route, "settled", None)
+        if hook is not None:  # the messages live elsewhere (a relay): tell their route
+            out += hook(sub, event, settled)
         if sub.active:
             out += sub.route.resume(sub)  # it has room for more now
         return out
