@@ -146,10 +146,16 @@ class _Runner:
         def on_receipt(receipt: Receipt) -> None:
             self._emit(relay.on_receipt(index, receipt))
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._writer, link)
-            error = await link.run(on_message, on_receipt)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer, link)
+                error = await link.run(on_message, on_receipt)
+                tg.cancel_scope.cancel()
+        finally:
+            # Also when the relay is stopped (cancelled): the upstream then
+            # requeues what this connection held unacknowledged at once.
+            with anyio.CancelScope(shield=True):
+                await link.aclose()
         if isinstance(error, StompError):
             self._emit(relay.on_error(index, error.error))
             return _describe(error)
