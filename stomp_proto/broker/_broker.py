@@ -50,13 +50,14 @@ from .. import (
     Event,
     Limits,
     LocalProtocolError,
+    Send,
     State,
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
 from .._adapter._websocket import HttpHandler
 from ._relay import Relay, Upstream, relay_from, replace_routes
-from ._relay_io import run_relay
+from ._relay_io import relay_room, run_relay
 from ._router import Authorizer, Post, Route, Router, Session
 
 __all__ = ["Authenticator", "Broker"]
@@ -411,10 +412,13 @@ class Broker:
         self._links[sid] = link
         try:
             router = self.router
+            relay = self.relay
             async for event in session:
                 self._perform(router.handle(state, event))
                 if state.ended:
                     break
+                if relay is not None and relay.congested and type(event) is Send:
+                    await relay_room(relay)  # unconfirmed SENDs pile up: push back
         finally:
             with anyio.CancelScope(shield=True):
                 # What was posted before the end (a RECEIPT, an ERROR, messages

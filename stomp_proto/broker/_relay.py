@@ -450,7 +450,15 @@ class Relay:
             "delivered": 0,  # local deliveries of them
             "reconnects": 0,
         }
+        #: Bytes of SENDs (and transactions) the upstream has not confirmed.
         self.backlog_bytes = 0
+        #: Past a quarter of ``max_backlog_bytes`` the relay is *congested*: the
+        #: runtime stops reading SENDs from clients (TCP pushes back on them)
+        #: until it is below an eighth; ``max_backlog_bytes`` itself is the
+        #: hard limit, beyond which a SEND gets ERROR.
+        self.congested = False
+        #: ``() -> None``: the runtime's wake-up when congestion ends.
+        self.on_room: Callable[[], None] | None = None
         self._topics: dict[str, _USub] = {}
         self._local: dict[Subscription, _USub] = {}
         self._pins: weakref.WeakKeyDictionary[Session, _Conn] = weakref.WeakKeyDictionary()
@@ -495,6 +503,13 @@ class Relay:
 
     def _uid(self) -> str:
         return f"r{next(self._ids)}"
+
+    def _freed(self, size: int) -> None:
+        self.backlog_bytes -= size
+        if self.congested and self.backlog_bytes <= self.max_backlog_bytes // 8:
+            self.congested = False
+            if self.on_room is not None:
+                self.on_room()
 
     def _pin(self, session: Session | None) -> _Conn:
         """The connection ``session``'s traffic uses (None: server code: system)."""
@@ -560,7 +575,7 @@ class Relay:
         for pending in list(conn.pending.values()):
             if pending.error_deaths >= _MAX_ERROR_DEATHS:
                 del conn.pending[pending.seq]
-                self.backlog_bytes -= pending.size
+                self._freed(pending.size)
                 posts += self._refuse(
                     pending,
                     f"the upstream broker closed {pending.error_deaths} connections in a row "
@@ -669,7 +684,7 @@ class Relay:
             pending: _Pending = obj
             if conn.pending.pop(pending.seq, None) is None:
                 return []  # timed out meanwhile: its client was told
-            self.backlog_bytes -= pending.size
+            self._freed(pending.size)
             self.stats["sent"] += sum(1 for op in pending.ops if op[0] == "send")
             if pending.receipt is not None and pending.session is not None:
                 return [(pending.session, Receipt(receipt_id=pending.receipt))]
@@ -706,7 +721,7 @@ class Relay:
         if what == "pending":
             pending: _Pending = obj
             if conn.pending.pop(pending.seq, None) is not None:
-                self.backlog_bytes -= pending.size
+                self._freed(pending.size)
             return self._refuse(pending, text)
         if what == "subscribed":
             usub: _USub = obj
@@ -729,7 +744,7 @@ class Relay:
                 late = [p for p in conn.pending.values() if p.deadline <= now]
                 for pending in late:
                     del conn.pending[pending.seq]
-                    self.backlog_bytes -= pending.size
+                    self._freed(pending.size)
                     waited = "unavailable" if not conn.up else "did not confirm it"
                     posts += self._refuse(
                         pending,
@@ -884,35 +899,41 @@ class Relay:
         )
         conn.pending[pending.seq] = pending
         self.backlog_bytes += size
+        if self.backlog_bytes > self.max_backlog_bytes // 4:
+            self.congested = True
         return self._write(conn, pending) if conn.up else []
 
     def _write(self, conn: _Conn, pending: _Pending) -> list[Post]:
         """Put ``pending``'s frames in the outbox, with a receipt on the last."""
-        rid = self._uid()
-        frames: list[Event] = []
-        tx = rid if pending.transaction else None
-        for op in pending.ops:
-            if op[0] == "send":
-                frames.append(self._send_frame(conn, op[1], tx))
-            elif op[2] == conn.epoch:
-                frames.append(self._ack_frame(op, tx, None))
-            # else: a message of a connection since lost: moot, it is redelivered
-        if pending.transaction:
-            frames = [Begin(transaction=rid), *frames, Commit(transaction=rid, receipt=rid)]
-        elif frames:
-            frames[-1] = _with_receipt(frames[-1], rid)
-        else:  # nothing left to do upstream
+        epoch = conn.epoch
+        # A message of a connection since lost: moot, the upstream redelivers it.
+        ops = [op for op in pending.ops if op[0] == "send" or op[2] == epoch]
+        if not ops:  # nothing left to do upstream
             del conn.pending[pending.seq]
-            self.backlog_bytes -= pending.size
+            self._freed(pending.size)
             if pending.receipt is not None and pending.session is not None:
                 return [(pending.session, Receipt(receipt_id=pending.receipt))]
             return []
-        pending.sent = conn.epoch
+        rid = self._uid()
+        tx = rid if pending.transaction else None
+        last = None if tx is not None else ops[-1]
+        frames: list[Event] = []
+        for op in ops:
+            receipt = rid if op is last else None
+            if op[0] == "send":
+                frames.append(self._send_frame(conn, op[1], tx, receipt))
+            else:
+                frames.append(self._ack_frame(op, tx, receipt))
+        if tx is not None:
+            frames = [Begin(transaction=rid), *frames, Commit(transaction=rid, receipt=rid)]
+        pending.sent = epoch
         conn.receipts[rid] = ("pending", pending)
         self._out(conn, *frames)
         return []
 
-    def _send_frame(self, conn: _Conn, event: Send, transaction: str | None) -> Send:
+    def _send_frame(
+        self, conn: _Conn, event: Send, transaction: str | None, receipt: str | None
+    ) -> Send:
         headers = event.headers
         if headers:
             dropped = _NOT_FORWARDED
@@ -925,6 +946,7 @@ class Relay:
             content_type=event.content_type,
             headers=headers,
             transaction=transaction,
+            receipt=receipt,
             content_length=event.content_length,
         )
 
@@ -1304,10 +1326,6 @@ def _native_pattern(name: str, rest: str) -> str:
             out.append(rest)
             break
     return ".".join(out)
-
-
-def _with_receipt(event: Event, receipt: str) -> Event:
-    return replace(event, receipt=receipt)  # type: ignore[call-arg]
 
 
 def relay_from(value: Relay | Sequence[str | Upstream] | str | None) -> Relay | None:

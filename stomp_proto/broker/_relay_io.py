@@ -19,6 +19,7 @@ reach the relay's own listeners from the books).
 from __future__ import annotations
 
 import logging
+import weakref
 
 import anyio
 import anyio.abc
@@ -28,7 +29,7 @@ from .._adapter._link import ConnectionLost, Link, StompError
 from ._relay import Relay, RelayAvailability, Upstream
 from ._router import Post
 
-__all__ = ["run_relay"]
+__all__ = ["relay_room", "run_relay"]
 
 log = logging.getLogger("stomp_proto.broker.relay")
 
@@ -73,6 +74,27 @@ async def run_relay(
             task_status.started()
     finally:
         relay.wake = None
+
+
+#: relay -> the event its congested clients wait on (one for all of them).
+_ROOM: weakref.WeakKeyDictionary[Relay, anyio.Event] = weakref.WeakKeyDictionary()
+
+
+async def relay_room(relay: Relay) -> None:
+    """Wait while ``relay`` is congested (the runtime calls it after a
+    client's SEND: that client's socket is not read meanwhile)."""
+    while relay.congested:
+        room = _ROOM.get(relay)
+        if room is None:
+            room = _ROOM[relay] = anyio.Event()
+
+            def wake(relay: Relay = relay) -> None:
+                waiting = _ROOM.pop(relay, None)
+                if waiting is not None:
+                    waiting.set()
+
+            relay.on_room = wake
+        await room.wait()
 
 
 async def _ticker(relay: Relay) -> None:

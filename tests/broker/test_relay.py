@@ -794,3 +794,23 @@ def test_the_applications_user_route_uses_the_bridge() -> None:
     assert [f for f in node.system.take() if type(f) is Send] == []
     node.handle(ann, Unsubscribe(id="1"))
     assert [type(f) for f in node.system.take()] == [Unsubscribe, Subscribe]
+
+
+def test_unconfirmed_sends_past_a_quarter_of_the_backlog_congest_the_relay() -> None:
+    # The runtime stops reading SENDs while congested (TCP pushes back on the
+    # producers) and reads on once the upstream has confirmed enough.
+    node = Node(max_backlog_bytes=8000)
+    node.up()
+    woken: list[bool] = []
+    node.relay.on_room = lambda: woken.append(True)
+    s = node.session()
+    node.handle(s, Send(destination="/queue/q", body=b"x" * 1000))
+    assert not node.relay.congested
+    node.handle(s, Send(destination="/queue/q", body=b"x" * 1000))
+    assert node.relay.congested  # 2400 bytes > 8000 / 4
+    sends = node.pool.take()
+    node.pool.receipt(sends[0])
+    assert node.relay.congested and not woken  # 1200 > 8000 / 8
+    node.pool.receipt(sends[1])
+    assert not node.relay.congested and woken == [True]
+    assert node.relay.backlog_bytes == 0
