@@ -152,7 +152,7 @@ class AppRoute:
 class _Bridge(Protocol):
     """What carries user messages to the other nodes (a relay's bridge)."""
 
-    def watch(self, user: str) -> None: ...
+    def watch(self, user: str, session: Session) -> None: ...
 
     def unwatch(self, user: str) -> None: ...
 
@@ -189,9 +189,9 @@ class UserRoute:
         self.router: Router | None = None
         #: Messages dropped from a full backlog or expired, for stats.
         self.expired = 0
-        #: What carries user messages to the other nodes behind a relay, or None.
+        #: What carries user messages to the other nodes behind a relay, or None:
+        #: told of each ``/user`` subscription of a named user, and of its end.
         self.bridge: _Bridge | None = None
-        self._watched: dict[str, int] = {}  # user -> /user subscriptions here
 
     def bind(self, router: Router) -> None:
         self.router = router
@@ -295,10 +295,7 @@ class UserRoute:
         path = "/" + sub.destination[len(self.prefix) :]
         self.subs.setdefault((user, path), []).append(sub)
         if self.bridge is not None and sub.session.user is not None:
-            count = self._watched.get(user, 0)
-            self._watched[user] = count + 1
-            if not count:
-                self.bridge.watch(user)
+            self.bridge.watch(user, sub.session)
         backlog = self.backlogs.pop((user, path), None)
         if backlog is None:
             return []
@@ -319,13 +316,8 @@ class UserRoute:
             subs.remove(sub)
             if not subs:
                 del self.subs[key]
-        user = sub.session.user
-        if user is not None and user in self._watched:
-            self._watched[user] -= 1
-            if not self._watched[user]:
-                del self._watched[user]
-                if self.bridge is not None:
-                    self.bridge.unwatch(user)
+        if self.bridge is not None and sub.session.user is not None:
+            self.bridge.unwatch(sub.session.user)
 
     def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
         return []

@@ -66,7 +66,9 @@ RabbitMQ's percent-encoded MESSAGE destinations are decoded back.
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
+import ssl as _ssl
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -391,7 +393,7 @@ class Relay:
         heart_beat: tuple[int, int] = (10_000, 10_000),
         grace: float = 3.0,
         connect_timeout: float = 10.0,
-        ssl: Any = None,
+        ssl: _ssl.SSLContext | None = None,
         reconnect: ReconnectPolicy | None = None,
         on_availability: Iterable[Callable[[RelayAvailability], None]] = (),
         topic_prefix: str = "/topic/",
@@ -528,7 +530,12 @@ class Relay:
 
     def _tell(self, event: RelayAvailability) -> None:
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # noqa: PERF203 - an application's hook must not stop the relay
+                logging.getLogger("stomp_proto.broker.relay").exception(
+                    "relay: availability listener %r failed", listener
+                )
 
     # -- the runtime calls these -------------------------------------------------------
 
@@ -1137,17 +1144,23 @@ class Relay:
     def _user_destination(self, user: str) -> str:
         return f"{self.topic_prefix}{self.user_topic}.{user.encode().hex()}"
 
-    def _watch(self, user: str) -> None:
+    def _watch(self, user: str, session: Session) -> None:
         found = self._users.get(user)
         if found is not None:
-            self._users[user] = (found[0], found[1] + 1)
-            return
-        conn = self.connections[0]
-        usub = _USub(self._uid(), conn, "user", self._user_destination(user), self.prefetch)
-        usub.sink = lambda message: self._from_node(user, message)
-        conn.subs[usub.uid] = usub
-        self._users[user] = (usub, 1)
-        self._subscribe_upstream(usub)
+            usub, count = found
+            self._users[user] = (usub, count + 1)
+        else:
+            conn = self.connections[0]
+            usub = _USub(self._uid(), conn, "user", self._user_destination(user), self.prefetch)
+            usub.sink = lambda message: self._from_node(user, message)
+            conn.subs[usub.uid] = usub
+            self._users[user] = (usub, 1)
+            self._subscribe_upstream(usub)
+        if usub.state is not _LIVE:
+            # The /user SUBSCRIBE's RECEIPT says other nodes' messages reach it too.
+            receipt = self._router().take_receipt()
+            if receipt is not None:
+                usub.receipts.append((session, Receipt(receipt_id=receipt)))
 
     def _unwatch(self, user: str) -> None:
         found = self._users.get(user)
@@ -1203,12 +1216,14 @@ class _UserBridge:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
-    def watch(self, user: str) -> None:
-        """``user`` has a ``/user`` subscription here: receive what other nodes send it."""
-        self.relay._watch(user)
+    def watch(self, user: str, session: Session) -> None:
+        """``session`` of ``user`` subscribed to a ``/user`` destination here:
+        receive what other nodes send the user (called while the router
+        applies that SUBSCRIBE: its RECEIPT waits until that is so)."""
+        self.relay._watch(user, session)
 
     def unwatch(self, user: str) -> None:
-        """``user``'s last ``/user`` subscription here ended."""
+        """One of ``user``'s ``/user`` subscriptions here ended."""
         self.relay._unwatch(user)
 
     def publish(self, user: str, path: str, entry: Entry) -> None:

@@ -19,6 +19,7 @@ reach the relay's own listeners from the books).
 from __future__ import annotations
 
 import logging
+import ssl as _ssl
 import weakref
 
 import anyio
@@ -141,7 +142,7 @@ class _Runner:
 
     async def _open(self, upstream: Upstream) -> Link:
         relay = self.relay
-        ssl: object = False
+        ssl: bool | _ssl.SSLContext = False
         if upstream.tls:
             ssl = relay.ssl if relay.ssl is not None else True
         return await Link.open(
@@ -151,7 +152,7 @@ class _Runner:
             epoch=relay.connections[self.index].epoch + 1,
             grace=relay.grace,
             limits=Limits(**_UPSTREAM_LIMITS),
-            ssl=ssl,  # type: ignore[arg-type]
+            ssl=ssl,
             server_hostname=upstream.host if upstream.tls else None,
             timeout=relay.connect_timeout,
         )

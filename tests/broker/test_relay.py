@@ -706,8 +706,9 @@ def test_the_user_bridge_carries_user_messages_between_nodes() -> None:
     sink = Sink()
     bridge = node.relay.bridge_users(sink)
     node.up()
-    bridge.watch("ann")
-    bridge.watch("ann")
+    s = node.session(user="ann")
+    bridge.watch("ann", s)
+    bridge.watch("ann", s)
     sub = only(node.system.take(), Subscribe)
     assert sub.destination == "/topic/stomp-proto.user." + b"ann".hex()
     node.system.receipt(sub)
@@ -769,11 +770,13 @@ def test_the_applications_user_route_uses_the_bridge() -> None:
     node.up()
     ann = node.session(user="ann")
     anonymous = node.session()
-    node.handle(ann, Subscribe(destination="/user/queue/alerts", id="1"))
-    node.handle(anonymous, Subscribe(destination="/user/queue/alerts", id="1"))
+    # ann's RECEIPT waits until messages from other nodes reach her subscription.
+    assert node.handle(ann, Subscribe(destination="/user/queue/alerts", id="1", receipt="r")) == []
+    posts = node.handle(anonymous, Subscribe(destination="/user/queue/alerts", id="1", receipt="r"))
+    assert posts == [(anonymous, Receipt(receipt_id="r"))]
     sub = only(node.system.take(), Subscribe)  # only the named user is watched
     assert sub.destination.endswith(b"ann".hex())
-    node.system.receipt(sub)
+    assert node.system.receipt(sub) == [(ann, Receipt(receipt_id="r"))]
     # A message for ann from another node reaches her subscription here.
     posts = node.system.message(
         sub,
@@ -814,3 +817,17 @@ def test_unconfirmed_sends_past_a_quarter_of_the_backlog_congest_the_relay() -> 
     node.pool.receipt(sends[1])
     assert not node.relay.congested and woken == [True]
     assert node.relay.backlog_bytes == 0
+
+
+def test_a_failing_availability_listener_does_not_stop_the_relay(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = Node()
+
+    def broken(event: RelayAvailability) -> None:
+        raise RuntimeError("oops")
+
+    node.relay.listeners.insert(0, broken)
+    node.up()
+    assert node.relay.available and node.events  # the listeners after it were told
+    assert "availability listener" in caplog.text

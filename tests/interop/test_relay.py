@@ -147,6 +147,38 @@ async def test_queue_consumers_on_both_nodes_share_one_queue(broker: Peer) -> No
 # -- acknowledgements, receipts, transactions -----------------------------------------------
 
 
+async def test_sessions_sharing_an_upstream_connection_keep_their_own_acks(
+    broker: Peer,
+) -> None:
+    # One pool connection carries both sessions. A cumulative (client-mode)
+    # ACK of one must not settle the other's messages: on RabbitMQ, whose
+    # client mode is basic.ack multiple=true over the whole channel, it would.
+    qx, qy = dest("queue"), dest("queue")
+    async with nodes(broker, 1, connections=1) as (a,):
+        async with client(a) as x, client(a) as y:
+            sub_x = await x.subscribe(qx, ack="client")
+            sub_y = await y.subscribe(qy, ack="client")
+            for i in range(2):
+                await x.send(qx, f"x{i}", receipt=True)
+                await x.send(qy, f"y{i}", receipt=True)
+            with anyio.fail_after(15):
+                got_y = [await sub_y.get() for _ in range(2)]
+                got_x = [await sub_x.get() for _ in range(2)]
+            assert [m.text() for m in got_y] == ["y0", "y1"]
+            await got_x[1].ack(receipt=True)  # x0 and x1, and nothing of y's
+        async with client(a) as z:
+            again = await z.subscribe(qy, ack="client-individual")
+            with anyio.fail_after(20):
+                back = [await again.get() for _ in range(2)]
+            assert [m.text() for m in back] == ["y0", "y1"]
+            for m in back:
+                await m.ack(receipt=True)
+            gone = await z.subscribe(qx)
+            with anyio.move_on_after(1.0):
+                extra = await gone.get()
+                pytest.fail(f"an acknowledged message came back: {extra.text()}")
+
+
 async def test_nack_requeues_through_the_relay(rabbitmq: Peer) -> None:
     # (ActiveMQ applies its redelivery policy to a STOMP NACK: not tested here.)
     queue = dest("queue")
@@ -277,7 +309,6 @@ async def test_a_user_with_sessions_on_both_nodes_gets_a_user_message_on_both(
             await ann_b.subscribe("/user/queue/alerts"),
         ]
         bob = await bob_b.subscribe("/user/queue/alerts")
-        await anyio.sleep(0.3)  # the bridge's upstream subscriptions (no receipt to wait on)
         # A client SEND to /user/ann/... on node B; server code on node A.
         await bob_b.send("/user/ann/queue/alerts", "from bob", receipt=True)
         with anyio.fail_after(15):
