@@ -831,3 +831,40 @@ def test_a_failing_availability_listener_does_not_stop_the_relay(
     node.up()
     assert node.relay.available and node.events  # the listeners after it were told
     assert "availability listener" in caplog.text
+
+
+def test_the_command_line_builds_the_relay(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stomp_proto.broker.__main__ import options, parser
+
+    args = parser().parse_args(
+        [
+            "--relay",
+            "stomp://u:p@rabbit-1:61613",
+            "--relay",
+            "stomps://u:p@rabbit-2",
+            "--relay-connections",
+            "3",
+            "--relay-send-timeout",
+            "2.5",
+        ]
+    )
+    relay = options(args)["relay"]
+    assert isinstance(relay, Relay)
+    assert [str(u) for u in relay.upstreams] == [
+        "stomp://rabbit-1:61613",
+        "stomps://rabbit-2:61613",
+    ]
+    assert len(relay.connections) == 4 and relay.send_timeout == 2.5
+    assert options(parser().parse_args([]))["relay"] is None
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--relay", "amqp://u:secret@h"])
+    err = capsys.readouterr().err
+    assert "argument --relay" in err and "expected stomp://" in err and "secret" not in err
+    missing = tmp_path / "nowhere.pem"
+    bad = parser().parse_args(["--relay", "stomps://h", "--relay-ca", str(missing)])
+    with pytest.raises(SystemExit, match="--relay-ca"):
+        options(bad)
+    with pytest.raises(SystemExit, match="--relay-connections must be at least 1"):
+        options(parser().parse_args(["--relay", "stomp://h", "--relay-connections", "0"]))
