@@ -428,7 +428,10 @@ class Relay:
         self.user_topic = user_topic
         #: This node's id (the user bridge's echo filter; in upstream names).
         self.node = secrets.token_hex(6)
-        self.void = f"/topic/stomp-proto.void.{self.node}"
+        self.void = f"{topic_prefix}stomp-proto.void.{self.node}"
+        #: Topic names only the relay uses (the user bridge's, the void
+        #: stand-ins): refused to clients, never fanned out to them.
+        self.reserved = (f"{topic_prefix}{user_topic}.", f"{topic_prefix}stomp-proto.void.")
         self.connections = [_Conn(0, "system")] + [
             _Conn(i, f"pool-{i}") for i in range(1, connections + 1)
         ]
@@ -1103,8 +1106,11 @@ class Relay:
     def _fan_out(self, conn: _Conn, usub: _USub, message: Message) -> list[Post]:
         """A topic message to this node's subscribers of ``usub``'s destination."""
         entry, _ = self._entry(conn, usub, message)
-        if usub.pattern is not None and not usub.pattern.match(entry.destination):
-            return []  # the upstream's wildcards are wider than ours
+        if usub.pattern is not None:
+            if not usub.pattern.match(entry.destination):
+                return []  # the upstream's wildcards are wider than ours
+            if entry.destination.startswith(self.reserved):
+                return []  # another user's messages, on their way between nodes
         router = self._router()
         out: list[Post] = []
         for sub in usub.locals:
@@ -1260,6 +1266,8 @@ class RelayRoute:
             return "patterns are for /topic/ subscriptions only"
         if len(destination) > 1024 and "*" in destination:
             return "a pattern may be at most 1024 characters long"
+        if destination.startswith(self.relay.reserved):
+            return f"{destination[:80]!r} is reserved for the relay (user messages between nodes)"
         return None
 
     def receive(self, session: Session, event: Send) -> list[Post]:

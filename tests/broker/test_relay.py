@@ -868,3 +868,21 @@ def test_the_command_line_builds_the_relay(
         options(bad)
     with pytest.raises(SystemExit, match="--relay-connections must be at least 1"):
         options(parser().parse_args(["--relay", "stomp://h", "--relay-connections", "0"]))
+
+
+def test_the_relays_own_topics_are_closed_to_clients() -> None:
+    node = Node()
+    node.up()
+    s = node.session()
+    user_topic = "/topic/stomp-proto.user." + b"ann".hex()
+    for frame in (
+        Subscribe(destination=user_topic, id="1"),
+        Send(destination=user_topic, body=b"forged"),
+    ):
+        posts = node.handle(node.session(), frame)
+        assert kinds(posts) == ["ERROR"] and "reserved for the relay" in posts[0][1].message
+    # A pattern wide enough to cover them gets nothing of theirs.
+    node.handle(s, Subscribe(destination="/topic/**", id="2"))
+    wide = only(node.pool.take(), Subscribe)
+    assert node.pool.message(wide, b"private", destination=user_topic) == []
+    assert len(node.pool.message(wide, b"public", destination="/topic/news")) == 1
