@@ -102,7 +102,10 @@ async def _ticker(relay: Relay) -> None:
     router = relay._router()
     while True:
         await anyio.sleep(0.5)
-        router.emit(relay.tick(anyio.current_time()))
+        try:
+            router.emit(relay.tick(anyio.current_time()))
+        except Exception:  # a bug must not stop the broker: say it, carry on
+            log.exception("relay: tick failed")
 
 
 class _Runner:
@@ -136,7 +139,11 @@ class _Runner:
                 await anyio.sleep(next(delays, relay.reconnect.max_delay))
                 continue
             delays = relay.reconnect.delays()  # back-off starts over after a connect
-            reason = await self._serve(upstream, link)
+            try:
+                reason = await self._serve(upstream, link)
+            except Exception as exc:  # a bug must not stop the broker: reconnect
+                log.exception("relay: %s failed; connecting again", self.name)
+                reason = f"internal error: {exc!r}"
             self._emit(relay.lost(self.index, reason))
             await anyio.sleep(next(delays, relay.reconnect.max_delay))
 
