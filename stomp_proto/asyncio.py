@@ -390,8 +390,6 @@ class Client:
 
     Attributes:
         closed: True once the session is over (disconnected, refused, given up).
-        connected: the CONNECTED event of the current connection (None while
-            reconnecting).
     """
 
     def __init__(
