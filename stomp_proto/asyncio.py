@@ -177,8 +177,9 @@ def _transaction_id(transaction: str | Transaction | None) -> str | None:
 
 
 def _cancel_pending() -> bool:
-    """Whether the calling task is in a cancelled scope (its next checkpoint raises)."""
-    return anyio.current_effective_deadline() == -math.inf
+    """Whether the calling task's next checkpoint raises: its scope is cancelled (the
+    deadline reads -inf) or its deadline has passed without a checkpoint yet."""
+    return anyio.current_effective_deadline() <= anyio.current_time()
 
 
 class ReceivedMessage(MessageView):
@@ -689,7 +690,7 @@ class Client:
                 self._finish(ConnectionLost("the client is closed"))
             log.debug(
                 "disconnected from %s%s",
-                where(self.host, self.port),
+                link.where if link is not None else where(self.host, self.port),
                 "" if graceful else " (cancelled: no RECEIPT awaited)",
             )
 
@@ -808,8 +809,9 @@ class Client:
             content_length: False leaves out ``content-length`` (ActiveMQ then
                 delivers a JMS TextMessage); refused for a body with a NUL.
             wait_connected: during an outage, wait for the reconnect instead
-                of raising :class:`ConnectionLost` (bound it with
-                ``anyio.fail_after`` or ``timeout=`` of your own).
+                of raising :class:`ConnectionLost`, as long as the policy
+                tries (bound the wait with a timeout of yours:
+                ``asyncio.timeout``, ``anyio.fail_after``, ``trio.fail_after``).
 
         Returns:
             The :class:`~stomp_proto.Receipt` with ``receipt``, else None.

@@ -72,6 +72,20 @@ async def test_a_deadline_that_expires_during_the_exit_ends_the_wait(
         await silent_server.closed.wait()
 
 
+async def test_a_deadline_passed_without_a_checkpoint_counts_as_cancelled(
+    silent_server: SilentServer,
+) -> None:
+    start = time.monotonic()
+    with anyio.move_on_after(0.2) as scope:
+        async with connect(
+            "127.0.0.1", silent_server.port, heart_beat=(0, 0), disconnect_timeout=10
+        ):
+            time.sleep(0.3)  # busy past the deadline: no checkpoint has raised yet
+    assert scope.cancelled_caught
+    assert time.monotonic() - start < 0.3 + BOUND
+    assert silent_server.frames()[-1] == b"DISCONNECT"  # the cancelled goodbye
+
+
 async def test_without_cancellation_the_exit_waits_for_the_receipt(
     silent_server: SilentServer,
 ) -> None:

@@ -283,3 +283,52 @@ async def test_calls_before_entering_and_a_second_entry_are_refused(
             pass
     with pytest.raises(ConnectionLost, match="the client is closed"):
         await client.wait_connected()
+
+
+async def test_a_connection_lost_while_resubscribing_is_retried_by_one_loop_only(
+    anyio_backend: str,
+) -> None:
+    """The second connection dies on the re-sent SUBSCRIBE: the retry loop goes on
+    (a third connection), and no second loop opens connections of its own."""
+    from stomp_proto import Send, Subscribe
+    from stomp_proto.asyncio import ServerSession, serve
+
+    from .conftest import EchoServer
+
+    echo = EchoServer()
+    sessions = 0
+
+    async def handler(session: ServerSession) -> None:
+        nonlocal sessions
+        sessions += 1
+        if sessions >= 3:
+            await echo.handle(session)
+            return
+        await session.next_event()
+        await session.accept()
+        async for event in session:
+            if getattr(event, "receipt", None) is not None:
+                await session.send(event.make_receipt())
+            if sessions == 1 and isinstance(event, Send) and event.destination == "/queue/kill":
+                return  # the first connection ends
+            if sessions == 2 and isinstance(event, Subscribe):
+                return  # the second ends on the re-subscription
+
+    states = States()
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, handler, "127.0.0.1", 0)
+        async with connect(
+            "127.0.0.1", port, heart_beat=(0, 0), reconnect=FAST, on_state=states
+        ) as client:
+            sub = await client.subscribe("/queue/a")
+            await client.send("/queue/kill", "bye")
+            with anyio.fail_after(5):
+                while sessions < 3 or not client.is_connected:
+                    await anyio.sleep(0.01)
+            await client.send("/queue/a", "third time", receipt=True)
+            with anyio.fail_after(5):
+                assert (await sub.get()).text() == "third time"
+            await anyio.sleep(0.3)  # three policy delays: a stray loop would connect again
+            assert sessions == 3
+            assert states.names[0] == "connected" and states.names[-1] == "connected"
+        tg.cancel_scope.cancel()
