@@ -134,7 +134,8 @@ async def _mistakes_mypy_refuses(client: Client, message: ReceivedMessage) -> No
     del mode, state
 
 
-#: A user's file: reveal_type must show the names users import, not private modules.
+#: A user's file: reveal_type must show the names users import, not private modules,
+#: and the mistakes docs/asyncio.rst shows get the messages it shows.
 USER_CODE = """\
 from stomp_proto.asyncio import Client, StateChange, connect
 import stomp_proto.trio
@@ -146,11 +147,24 @@ async def main(client: Client) -> None:
     reveal_type(stomp_proto.trio.connect("localhost"))
     async with client.transaction() as tx:
         reveal_type(tx)
-    await client.send("/queue/a", "x", hearbeat=1)
+    connect("localhost", 61613, pascode="x")
+    await client.subscribe("/queue/a", ack="client_individual")
+    await client.send("/queue/a", "x", headers={"priority": 9})
 
 def on_state(change: StateChange) -> None:
     reveal_type(change)
 """
+
+#: What mypy says of USER_CODE's mistakes (line: message), as docs/asyncio.rst quotes it.
+MYPY_SAYS = [
+    '11: error: Unexpected keyword argument "pascode" for "connect"; did you mean "passcode"?'
+    "  [call-arg]",
+    '12: error: Argument "ack" to "subscribe" of "Client" has incompatible type'
+    " \"Literal['client_individual']\"; expected"
+    " \"Literal['auto', 'client', 'client-individual']\"  [arg-type]",
+    '13: error: Argument "headers" to "send" of "Client" has incompatible type "dict[str, int]";'
+    ' expected "Mapping[str, str] | Iterable[tuple[str, str]] | None"  [arg-type]',
+]
 
 
 def test_mypy_strict_on_the_client(tmp_path: Path) -> None:
@@ -168,15 +182,13 @@ def test_mypy_strict_on_the_client(tmp_path: Path) -> None:
         ]
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
-    # This file is clean (every ignore above was needed); the user's mistake is reported.
-    assert [re.sub(r"^.*user_code\.py:", "", e) for e in errors] == [
-        '11: error: Unexpected keyword argument "hearbeat" for "send" of "Client"  [call-arg]'
-    ], out + err
+    # This file is clean (every ignore above was needed); the user's mistakes are reported.
+    assert [re.sub(r"^.*user_code\.py:", "", e) for e in errors] == MYPY_SAYS, out + err
     revealed = re.findall(r'user_code\.py:(\d+): note: Revealed type is "([^"]+)"', out)
     assert revealed == [
         ("6", "stomp_proto.asyncio.Subscription"),
         ("7", "stomp_proto.asyncio.ReceivedMessage"),
         ("8", "stomp_proto.asyncio.Client"),
         ("10", "stomp_proto.asyncio.Transaction"),
-        ("14", "stomp_proto.asyncio.StateChange"),
+        ("16", "stomp_proto.asyncio.StateChange"),
     ], out
