@@ -113,3 +113,18 @@ async def test_a_client_made_outside_the_event_loop_works_inside_it(anyio_backen
         async with made[0] as client:
             await client.send("/queue/x", "hello", receipt=True)
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("module", "extra"), [("asyncio", "asyncio"), ("trio", "trio")])
+def test_without_anyio_the_import_names_the_extra(module: str, extra: str) -> None:
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.modules['anyio'] = None; import stomp_proto.{module}"
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"ModuleNotFoundError: stomp_proto.{module} needs 'anyio': "
+        f"pip install 'stomp-proto[{extra}]'"
+    )
