@@ -325,7 +325,8 @@ class StompApp:
             users = self.users
 
             def authenticate(connect: Connect) -> object:
-                if connect.login is not None and users.get(connect.login) == connect.passcode:
+                # An unknown login is refused even without a passcode.
+                if connect.login in users and users[connect.login] == connect.passcode:
                     return connect.login
                 return None
 

@@ -753,6 +753,8 @@ def _frames(counted: dict[type[Event], int]) -> int:
 
 def _static_login(users: dict[str, str], connect: Connect) -> str | None:
     """The ``users`` table as an authenticator: the login is the principal."""
-    if connect.login is not None and users.get(connect.login) == connect.passcode:
+    # A login absent from the table is refused even without a passcode
+    # (users.get() would be None, like the missing passcode).
+    if connect.login in users and users[connect.login] == connect.passcode:
         return connect.login
     return None
