@@ -87,6 +87,7 @@ async def test_accept_login_and_disconnect(
         reply = await raw.connect(headers=[("login", "guest"), ("passcode", "guest")])
         assert reply is not None and reply.command == "CONNECTED"
         sid = reply.get("session")
+        assert sid is not None
         record, found = await line(caplog, "connection accepted", session=sid)
         assert record.levelno == logging.INFO
         assert found == {"session": sid, "peer": port_of(raw), "transport": "tcp"}
