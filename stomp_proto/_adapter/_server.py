@@ -502,7 +502,9 @@ def _scheme_of(transport: Transport) -> str:
 
     stream = getattr(transport, "stream", None)
     tls = stream is not None and stream.extra(TLSAttribute.ssl_object, None) is not None
-    if isinstance(transport, WebSocketStream):
+    # A transport of one frame per message is a WebSocket (ours, or an ASGI
+    # server's: one that knows better has a ``scheme``).
+    if isinstance(transport, WebSocketStream) or not transport.joins_writes:
         return "wss" if tls else "ws"
     return "tls" if tls else "tcp"
 

@@ -453,6 +453,8 @@ class StompApp:
     async def _drain(self, sid: str, worker: _Worker) -> None:
         try:
             while worker.queue:
+                if self._broker is None or self._broker._thread is None:
+                    return  # the broker stopped while a handler ran: the rest is dropped
                 mapping, session, event, path = worker.queue.popleft()
                 found = mapping.template.match(path)
                 message = self._message(session, event.destination, path, found or {}, event)

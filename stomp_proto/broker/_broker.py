@@ -220,7 +220,8 @@ class Broker:
         #: Where Prometheus metrics are served, if anywhere.
         self.metrics = metrics
         self._collector: BrokerCollector | None = None
-        self._registry: CollectorRegistry | None = None
+        self._own_registry: CollectorRegistry | None = None
+        self._registries: list[CollectorRegistry] = []  # the collector is registered on
         self.on_start = list(on_start)
         self.http = http
         self.router.inbound.extend(inbound)
@@ -422,17 +423,21 @@ class Broker:
     def metrics_app(self, registry: CollectorRegistry | None = None) -> ASGIApp:
         """An ASGI application serving this broker's metrics (Prometheus text
         format; ``prometheus_client.make_asgi_app``), to mount at ``/metrics`` in
-        any ASGI application. ``registry``: where to register the collector and
-        what to serve (default: a registry of this broker's own, made once)."""
+        any ASGI application. ``registry``: what to serve, with this broker's
+        collector registered on it once (default: a registry of the broker's
+        own, so that two brokers in one process never collide; pass
+        ``prometheus_client.REGISTRY`` to serve the process's other metrics too)."""
         from .metrics import make_metrics_app
 
         if registry is None:
-            if self._registry is None:
+            if self._own_registry is None:
                 from prometheus_client import CollectorRegistry
 
-                self._registry = CollectorRegistry(auto_describe=True)
-                self._registry.register(self.collector())
-            registry = self._registry
+                self._own_registry = CollectorRegistry()
+            registry = self._own_registry
+        if not any(known is registry for known in self._registries):
+            registry.register(self.collector())
+            self._registries.append(registry)
         return make_metrics_app(self, registry)
 
     # -- sessions --------------------------------------------------------------------------

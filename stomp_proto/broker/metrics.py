@@ -59,10 +59,11 @@ ASGIApp = Callable[[Scope, Receive, SendMessage], Awaitable[None]]
 
 #: Every metric the collector exports: (name, type, labels, what it counts).
 #: Counters are named as exposed (``_total``); histograms add ``_bucket``,
-#: ``_sum`` and ``_count``.
+#: ``_sum`` and ``_count``. No counter's name without ``_total`` is another
+#: metric's (OpenMetrics names a counter family so).
 METRICS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("stomp_info", "gauge", ("version",), "the broker's version (always 1)"),
-    ("stomp_connections_total", "counter", ("transport",), "connections accepted"),
+    ("stomp_connections_accepted_total", "counter", ("transport",), "connections accepted"),
     ("stomp_connections", "gauge", ("transport",), "connections open now"),
     (
         "stomp_connections_closed_total",
@@ -71,7 +72,7 @@ METRICS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "connections closed, by cause and by side",
     ),
     ("stomp_sessions", "gauge", (), "sessions (logged-in connections) open now"),
-    ("stomp_sessions_total", "counter", (), "logins accepted"),
+    ("stomp_logins_total", "counter", (), "logins accepted (sessions opened)"),
     (
         "stomp_auth_refusals_total",
         "counter",
@@ -165,7 +166,7 @@ class BrokerCollector(Collector):
         info.add_metric([__version__], 1)
         yield info
 
-        total = counter("stomp_connections_total", ("transport",))
+        total = counter("stomp_connections_accepted_total", ("transport",))
         now = gauge("stomp_connections", ("transport",))
         for transport in sorted(set(s.connections_total) | set(s.connections_open)):
             total.add_metric([transport], s.connections_total.get(transport, 0))
@@ -181,7 +182,7 @@ class BrokerCollector(Collector):
         sessions = gauge("stomp_sessions")
         sessions.add_metric([], s.sessions)
         yield sessions
-        yield _one(counter("stomp_sessions_total"), s.sessions_total)
+        yield _one(counter("stomp_logins_total"), s.sessions_total)
 
         refusals = counter("stomp_auth_refusals_total", ("stage",))
         refusals.add_metric(["login"], s.closed.get("login-refused", 0))

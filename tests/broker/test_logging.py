@@ -408,3 +408,72 @@ async def test_a_connect_frame_is_only_parsed_once_logged(
 def test_broker_rejects_a_negative_stats_interval() -> None:
     with pytest.raises(ValueError, match="stats_interval"):
         Broker(stats_interval=-1)
+
+
+# -- the docs' sample ------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What differs from run to run: the client's port, how long, the bytes (the
+#: CONNECTED's server header carries the version).
+_VARIABLE = [
+    (re.compile(r"peer=127\.0\.0\.1:\d+"), "peer=127.0.0.1:PORT"),
+    (re.compile(r"duration=\d+\.\d+s"), "duration=Ns"),
+    (re.compile(r"bytes_(in|out)=\d+"), r"bytes_\1=N"),
+]
+
+
+def masked(text: str) -> str:
+    for pattern, replacement in _VARIABLE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def doc_block(name: str) -> list[str]:
+    """The lines of the code block with ``:name: name`` in docs/operating.rst."""
+    page = (ROOT / "docs/operating.rst").read_text().splitlines()
+    at = next(i for i, text in enumerate(page) if text.strip() == f":name: {name}")
+    lines = []
+    for text in page[at + 1 :]:
+        if text.strip() and not text.startswith("   "):
+            break
+        if text.strip() and not text.strip().startswith(":"):
+            lines.append(text[3:])
+    return lines
+
+
+async def sample_session_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Four connections, as docs/operating.rst shows them: a TCP login that
+    disconnects, a refused WebSocket login, a refused frame, a hang-up."""
+    caplog.set_level(logging.INFO, logger="stomp_proto")
+    fabrice = [("login", "fabrice"), ("passcode", "fab123")]
+    async with embedded(
+        users={"fabrice": "fab123"}, ws=[("127.0.0.1", 0, "/ws")], heart_beat=(10000, 10000)
+    ) as broker:
+        tcp, ws = tcp_port(broker), ws_port(broker)
+        raw = await RawClient.connected(tcp, heart_beat=(10000, 10000), headers=fabrice)
+        await raw.send("SUBSCRIBE", [("id", "0"), ("destination", "/topic/price.stock.*")])
+        await raw.send("DISCONNECT", [("receipt", "bye")])
+        await raw.receipt("bye")
+        await line(caplog, "connection closed", session="session-1")
+        mallory = await WsRawClient.open(ws)
+        await mallory.connect(headers=[("login", "mallory"), ("passcode", "guess")])
+        await line(caplog, "connection closed", session="session-2")
+        lost = await WsRawClient.open(ws)
+        await lost.connect(heart_beat=(10000, 10000), headers=fabrice)
+        await lost.write(send_frame("/nowhere", b"?"))
+        await lost.until_closed()
+        await line(caplog, "connection closed", session="session-3")
+        gone = await RawClient.connected(tcp, heart_beat=(10000, 10000), headers=fabrice)
+        await gone.aclose()
+        await line(caplog, "connection closed", session="session-4")
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return [formatter.format(r) for r in caplog.records if r.name == LOGGER]
+
+
+async def test_the_docs_log_sample_is_what_the_broker_logs(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    logged = [masked(text) for text in await sample_session_lines(caplog)]
+    # the docs' lines start with the time, as the command line logs them
+    sample = [masked(text.split(" ", 2)[2]) for text in doc_block("sample-logs")]
+    assert sample == logged
