@@ -44,8 +44,10 @@ from .. import (
     Event,
     Limits,
     LocalProtocolError,
+    Message,
     ProtocolError,
     RemoteProtocolError,
+    Send,
     ServerConnection,
     State,
 )
@@ -149,10 +151,12 @@ class ServerSession:
         #: The ERROR frame sent to the client, if one was (the core's for a
         #: protocol error, or the application's).
         self.error_frame: Error | None = None
-        #: Event class -> how many the client sent (heart-beats included) and
-        #: how many were posted to it: plain counters, read by the broker's stats.
-        self.frames_received: dict[type[Event], int] = {}
-        self.frames_sent: dict[type[Event], int] = {}
+        # Frames by event class, each way; the commonest kind (SEND in,
+        # MESSAGE out) is a plain int, the cheapest count on the hot path.
+        self._received: dict[type[Event], int] = {}
+        self._sends = 0
+        self._sent: dict[type[Event], int] = {}
+        self._messages = 0
         #: Bytes read from the transport.
         self.received_bytes = 0
 
@@ -175,6 +179,22 @@ class ServerSession:
         if self._scheme is None:
             self._scheme = _scheme_of(self.transport)
         return self._scheme
+
+    @property
+    def frames_received(self) -> dict[type[Event], int]:
+        """Event class -> how many the client sent (heart-beats included)."""
+        found = dict(self._received)
+        if self._sends:
+            found[Send] = self._sends
+        return found
+
+    @property
+    def frames_sent(self) -> dict[type[Event], int]:
+        """Event class -> how many were posted to the client."""
+        found = dict(self._sent)
+        if self._messages:
+            found[Message] = self._messages
+        return found
 
     def ending(self, reason: str) -> None:
         """Record ``reason`` as :attr:`close_reason` unless one is recorded already."""
@@ -225,7 +245,10 @@ class ServerSession:
                     return ConnectionClosed()
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
             kind = type(event)
-            counts = self.frames_received
+            if kind is Send:
+                self._sends += 1
+                return event
+            counts = self._received
             counts[kind] = counts.get(kind, 0) + 1
             if kind is Connect:
                 self.connect = event  # type: ignore[assignment]
@@ -263,8 +286,11 @@ class ServerSession:
         # a heart-beat come early, never late.
         data = self.conn.send(event)
         kind = type(event)
-        counts = self.frames_sent
-        counts[kind] = counts.get(kind, 0) + 1
+        if kind is Message:
+            self._messages += 1
+        else:
+            counts = self._sent
+            counts[kind] = counts.get(kind, 0) + 1
         if kind is Error:
             self._error_posted = True
             self.error_frame = event  # type: ignore[assignment]

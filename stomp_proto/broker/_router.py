@@ -341,9 +341,11 @@ class TopicRoute(_BaseRoute):
             if sub.selector is not None and not sub.selector(entry.header_map()):
                 continue
             if router.has_room(sub):
-                out.append(router.deliver(sub, entry, None, False))
+                out.append(router._message(sub, entry, None, False))
             else:
                 router.drop(sub)
+        if out:
+            router.messages_out[self.prefix] += len(out)  # once per publish, not per copy
         return out
 
     def subscribe(self, sub: Subscription) -> list[Post]:
@@ -439,7 +441,9 @@ class QueueRoute(_BaseRoute):
             while len(store) and router.has_room(sub):
                 entry, redelivered = store.popleft()
                 router.memory -= entry.size
-                out.append(router.deliver(sub, entry, queue.name, redelivered))
+                out.append(router._message(sub, entry, queue.name, redelivered))
+            if out:
+                router.messages_out[self.prefix] += len(out)
             return out
         while len(store) and consumers:
             count = len(consumers)
@@ -449,10 +453,12 @@ class QueueRoute(_BaseRoute):
                     queue.turn = (queue.turn + step + 1) % count
                     entry, redelivered = store.popleft()
                     router.memory -= entry.size
-                    out.append(router.deliver(sub, entry, queue.name, redelivered))
+                    out.append(router._message(sub, entry, queue.name, redelivered))
                     break
             else:
                 break  # nobody has room: the rest waits
+        if out:
+            router.messages_out[self.prefix] += len(out)
         return out
 
     def waiting(self) -> int:
@@ -927,6 +933,13 @@ class Router:
         self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
     ) -> Post:
         """The MESSAGE that hands ``entry`` to ``sub`` (from ``queue``, or a topic)."""
+        self.messages_out[sub.route.prefix] += 1
+        return self._message(sub, entry, queue, redelivered)
+
+    def _message(
+        self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
+    ) -> Post:
+        """:meth:`deliver`, for the routes that count their deliveries in batches."""
         session = sub.session
         ack_id = None
         headers = entry.headers
@@ -954,7 +967,6 @@ class Router:
             session.unmarked += 1
         session.pending += len(entry.body) + 256  # an estimate, until the writer says
         self.stats["delivered"] += 1
-        self.messages_out[sub.route.prefix] += 1
         return session, message
 
     def resume(self, session: Session) -> list[Post]:
