@@ -175,7 +175,7 @@ class Broker:
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
-        if stats_interval is not None and stats_interval < 0:
+        if stats_interval is not None and not stats_interval >= 0:  # NaN too
             raise ValueError("stats_interval must be 0 (none) or a number of seconds")
         if metrics is not None:
             from . import metrics as _needs_prometheus_client  # noqa: F401  # fail now, not later
