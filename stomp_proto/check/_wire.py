@@ -806,8 +806,14 @@ class Context:
     # -- the transcript ----------------------------------------------------------
 
     def record(self, label: str, event: str, data: bytes | str) -> None:
-        """Add to the transcript; bytes received back to back are one entry."""
+        """Add to the transcript; bytes received back to back are one entry.
+
+        The passcode never reaches the transcript (reports get pasted into issues).
+        """
         log = self.transcript
+        secret = self.target.passcode
+        if secret and isinstance(data, bytes):
+            data = data.replace(f"passcode:{secret}".encode(), b"passcode:********")
         if isinstance(data, bytes) and event == "received" and len(log) >= 2:
             (cut_label, cut_event, _), (last_label, last_event, note) = log[-2], log[-1]
             if (
