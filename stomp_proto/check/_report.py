@@ -26,7 +26,7 @@ def format_header(target: str, versions: Sequence[str], server: str | None, runs
     name = f" ({server})" if server else ""
     return (
         f"stomp-proto check {__version__}: {target}{name}\n"
-        f"the server accepts STOMP {speaks}; {runs} checks\n"
+        f"the server accepts STOMP {speaks}; {runs} checks"
     )
 
 
