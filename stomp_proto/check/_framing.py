@@ -253,8 +253,9 @@ async def byte_at_a_time(ctx: Context) -> None:
     if version != "1.0":
         headers.append(("x-escape", "a:b"))
     data = Frame("SEND", tuple(headers), _TRICKLE_BODY).serialize(version)
-    if version == "1.2":
-        data = data.replace(b"\n", b"\r\n", data.index(b"\n\n") + 1)
+    if version == "1.2":  # CR LF line ends, so that a write falls between CR and LF
+        head, _, body = data.partition(b"\n\n")
+        data = head.replace(b"\n", b"\r\n") + b"\r\n\r\n" + body
     await probe.write_pieces(data, list(range(1, len(data))))
     await probe.receipt(rid)
     message = await probe.message("s-1")

@@ -87,7 +87,7 @@ def format_catalogue(checks: Sequence[Check]) -> list[str]:
         default = ",".join(check.run_versions()) if check.versions else "-"
         where = " (ws)" if check.websocket else ""
         lines.append(
-            f"  #{check.number:<3}  {check.level.value:<6}  {versions:<11}  {default:<7}  "
+            f"  #{check.number:<3}  {check.level.value:<6}  {versions:<11}  {default:<11}  "
             f"{check.id}{where}: {check.title}"
         )
     return lines

@@ -605,11 +605,12 @@ class Probe:
             if self.eof:
                 return None
             left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise NoReply(f"no answer within {timeout:g} s")
             try:
+                if left <= 0:
+                    raise NoReply("")
                 await self._fill(left)
             except NoReply:
+                self.ctx.record(self.label, "note", f"no answer within {timeout:g} s")
                 raise NoReply(f"no answer within {timeout:g} s") from None
         return self.frames.popleft()
 
@@ -640,12 +641,13 @@ class Probe:
             if self.eof:
                 raise Closed(f"the server closed the connection while {what} was awaited")
             left = deadline - loop.time()
-            if left <= 0:
-                raise NoReply(f"no {what} within {timeout:g} s")
             try:
+                if left <= 0:
+                    raise NoReply("")
                 await self._fill(left)
             except NoReply:
-                raise NoReply(f"no {what} within {timeout:g} s") from None
+                self.ctx.record(self.label, "note", f"{what} did not come within {timeout:g} s")
+                raise NoReply(f"{what} did not come within {timeout:g} s") from None
 
     async def receipt(self, receipt_id: str, timeout: float | None = None) -> Frame:
         return await self.take(
