@@ -13,9 +13,12 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from stomp_proto.check import Verdict, run
+import pytest
+
+from stomp_proto.check import PreflightError, Verdict, run
 
 from ..interop.ourbroker import OurBroker
 from .expected import TIMEOUT
@@ -93,3 +96,52 @@ def test_the_readme_command(ourbroker: OurBroker) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "every MUST passed" in result.stdout
+
+
+def test_stomps_and_wss(tmp_path: Path) -> None:
+    """Over TLS (stomps:// and wss://, verified against a test CA) the verdicts are the same."""
+    from ..interop.brokers import free_ports, make_tls_files
+
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    tcp, ws = free_ports(2)
+    log = (tmp_path / "broker.log").open("w")
+    broker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stomp_proto.broker",
+            "--tcp",
+            f"127.0.0.1:{tcp}",
+            "--ws",
+            f"127.0.0.1:{ws}/ws",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        only = ["framing/frame-layout", "connect", "receipts", "websocket"]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                report = run(
+                    f"stomps://127.0.0.1:{tcp}", ca_file=str(ca), only=only, timeout=TIMEOUT
+                )
+                break
+            except PreflightError:
+                assert broker.poll() is None and time.monotonic() < deadline, log.name
+                time.sleep(0.1)  # polling for start-up, not timing the protocol
+        secure = run(f"wss://127.0.0.1:{ws}/ws", ca_file=str(ca), only=only, timeout=TIMEOUT)
+        with pytest.raises(PreflightError, match="TLS failed"):
+            run(f"stomps://127.0.0.1:{tcp}", only=only, timeout=TIMEOUT)  # an unknown CA
+    finally:
+        broker.kill()
+        broker.wait(30)
+        log.close()
+    assert report.passed and secure.passed
+    assert {r.verdict for r in report.results if r.check.websocket} == {Verdict.SKIP}
+    ws_results = [r for r in secure.results if r.check.websocket]
+    assert ws_results and {r.verdict for r in ws_results} == {Verdict.PASS}
