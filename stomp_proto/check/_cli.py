@@ -53,7 +53,7 @@ def _jobs(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stomp-proto check",
-        description="Check a STOMP server against the STOMP 1.0/1.1/1.2 specification: "
+        description="Check a STOMP server against the STOMP 1.0/1.1/1.2 specification:\n"
         "one line per check, with the bytes sent and received when one does not pass.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

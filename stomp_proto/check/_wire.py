@@ -439,14 +439,15 @@ class Probe:
         self.ctx._opened(self)
         return self
 
-    async def write(self, data: bytes, *, binary: bool | None = None) -> bool:
+    async def write(self, data: bytes, *, binary: bool | None = None, record: bool = True) -> bool:
         """Write ``data`` as it is; False if the server had closed the connection.
 
         Over WebSocket, one write is one message: binary if ``binary`` (or
         :attr:`binary`) is true, else text when ``data`` is valid UTF-8.
         """
         assert self.transport is not None, "open() first"
-        self.ctx.record(self.label, "sent", data)
+        if record:
+            self.ctx.record(self.label, "sent", data)
         try:
             await self.transport.send(data, binary=self.binary if binary is None else binary)
         except (ConnectionError, OSError):
@@ -458,10 +459,15 @@ class Probe:
         return True
 
     async def write_pieces(self, data: bytes, cuts: Sequence[int]) -> None:
-        """Write ``data`` in pieces cut at the offsets ``cuts``, one write each."""
+        """Write ``data`` in pieces cut at the offsets ``cuts``, one write each
+        (one transcript entry for them all)."""
+        self.ctx.record(self.label, "sent", data)
+        pieces = len([c for c in cuts if 0 < c < len(data)]) + 1
+        what = "WebSocket messages" if self.websocket is not None else "writes"
+        self.ctx.record(self.label, "note", f"(written in {pieces} {what})")
         start = 0
         for cut in [*cuts, len(data)]:
-            if cut > start and not await self.write(data[start:cut]):
+            if cut > start and not await self.write(data[start:cut], record=False):
                 return
             start = cut
 
