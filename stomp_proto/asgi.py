@@ -31,6 +31,8 @@ import threading
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
+import anyio
+
 from ._adapter._asgi import (
     ASGIReceive,
     ASGISend,
@@ -120,8 +122,14 @@ class StompEndpoint:
         if broker._thread is not None:
             yield broker
             return
-        async with broker:
-            yield broker
+        # What ``async with broker`` does, with a listener that cannot open
+        # (a busy port) leaving no task group behind in a loop that goes on.
+        async with anyio.create_task_group() as tg:
+            await tg.start(broker.serve)
+            try:
+                yield broker
+            finally:
+                await broker.stop()
 
     async def __call__(self, scope: Message, receive: ASGIReceive, send: ASGISend) -> None:
         """The ASGI application: ``websocket``, ``lifespan`` and ``http`` scopes."""
@@ -153,7 +161,7 @@ class StompEndpoint:
             self.allowed_origins is not None
             and origin is not None
             and origin not in self.allowed_origins
-            and not _same_origin(origin, _header(scope, b"host"))
+            and not _same_origin(origin, scope)
         ):
             return 403, f"origin {origin!r} is not allowed"
         return None
@@ -196,11 +204,19 @@ class StompEndpoint:
                     pass  # pragma: no cover - nothing else is defined
         except Exception as exc:
             which = "shutdown" if started else "startup"
-            text = _describe(exc)
-            log.error("STOMP broker %s failed: %s", which, text)
+            text = f"the STOMP broker's {which} failed: {_describe(exc)}"
+            if not started:
+                text += self._listeners()
+            log.error("%s", text)
             await send({"type": f"lifespan.{which}.failed", "message": text})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _listeners(self) -> str:
+        broker = self.broker
+        listeners = [f"tcp {h}:{p}" for h, p in broker.tcp]
+        listeners += [f"ws {h}:{p}{path}" for h, p, path in broker.ws]
+        return f" (its listeners: {', '.join(listeners)})" if listeners else ""
 
 
 async def _upgrade_required(send: ASGISend) -> None:
@@ -230,19 +246,20 @@ def _header(scope: Message, name: bytes) -> str | None:
     return None
 
 
-def _same_origin(origin: str, host: str | None) -> bool:
-    """``origin`` (``scheme://host[:port]``) names the host the request was sent to."""
-    if host is None:
-        return False
+def _same_origin(origin: str, scope: Message) -> bool:
+    """``origin`` (``scheme://host[:port]``) is the endpoint's own: the scheme
+    of the scope (``ws``: http, ``wss``: https), the host and port it was sent to."""
+    host = _header(scope, b"host")
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
     parts = urlsplit(origin)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if host is None or parts.scheme != scheme:
+        return False
+    default = 443 if scheme == "https" else 80
     try:
-        origin_port = parts.port or default
         asked = urlsplit("//" + host)
-        asked_port = asked.port or default
+        return (parts.hostname, parts.port or default) == (asked.hostname, asked.port or default)
     except ValueError:  # a port that is not a number
         return False
-    return (parts.hostname, origin_port) == (asked.hostname, asked_port)
 
 
 def _peer(scope: Message) -> object:

@@ -58,6 +58,9 @@ ASGIReceive = Callable[[], Awaitable[Message]]
 ASGISend = Callable[[Message], Awaitable[None]]
 
 _HTTP_RESPONSE = "websocket.http.response"
+#: How long handing ``websocket.close`` to the server may take when the
+#: session leaves no time to linger (an aborted slow consumer).
+_HAND_OVER = 0.1
 
 
 class AsgiWebSocketTransport:
@@ -201,14 +204,18 @@ class AsgiWebSocketTransport:
             self.close_code = PROTOCOL_ERROR
         self._done = True
         wait = self.close_timeout if linger is None else min(linger, self.close_timeout)
-        with anyio.move_on_after(wait):
-            if self._sending is not None:
+        deadline = anyio.current_time() + wait
+        # Handing the Close to the server is not waiting for the client: it
+        # gets a moment even with no linger (what makes the server close).
+        with anyio.move_on_after(max(wait, _HAND_OVER)):
+            if self._sending is not None:  # a write stuck on a full socket: given up
                 self._sending.cancel()
             async with self._lock:
                 if not self._disconnected.is_set() and not self._close_sent:
                     self._close_sent = True
                     with contextlib.suppress(Exception):  # the client may be gone: closing anyway
                         await self._send({"type": "websocket.close", "code": self.close_code})
+        with anyio.move_on_at(deadline):
             if self._receiving is not None:  # the session's reader: it gets b"" now
                 self._receiving.cancel()
             while await self._next_message() is not None:  # until the disconnect
