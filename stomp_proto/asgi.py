@@ -113,21 +113,23 @@ class StompEndpoint:
         self.close_timeout = close_timeout
 
     @contextlib.asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[Broker]:
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
         """Run the broker for the duration of the block, on the current event
-        loop (FastAPI's and Starlette's ``lifespan=``); a broker that is
-        running already (shared, started by another endpoint's lifespan) is
-        left running. Yields the broker."""
+        loop: ``async with endpoint.lifespan():`` in a framework's lifespan, or
+        that lifespan itself (``FastAPI(lifespan=endpoint.lifespan)``, which
+        passes ``app``, unused; the block yields nothing, so no lifespan
+        state). A broker that is running already (shared, started elsewhere)
+        is left running."""
         broker = self.broker
         if broker._thread is not None:
-            yield broker
+            yield
             return
         # What ``async with broker`` does, with a listener that cannot open
         # (a busy port) leaving no task group behind in a loop that goes on.
         async with anyio.create_task_group() as tg:
             await tg.start(broker.serve)
             try:
-                yield broker
+                yield
             finally:
                 await broker.stop()
 
