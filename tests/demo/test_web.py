@@ -224,3 +224,55 @@ async def test_the_asgi_demo_under_a_real_server(asgi_demo: str, anyio_backend: 
     with pytest.raises(StompError, match="access refused"):
         async with connect(ws_url, login="fabrice", passcode="wrong", heart_beat=(0, 0)):
             pass  # pragma: no cover
+
+
+# -- the broker listener's POST hook, which stomp-proto demo uses ----------------------
+
+
+async def raw(port_: int, request: bytes) -> bytes:
+    async with await anyio.connect_tcp("127.0.0.1", port_) as stream:
+        await stream.send(request)
+        data = b""
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    data += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return data
+
+
+async def test_the_listener_gives_posts_to_a_handler_with_post_only(anyio_backend: str) -> None:
+    def pages_only(target: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        return 200, [("content-type", "text/plain")], b"page"
+
+    class WithPost:
+        def __call__(self, target: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
+            return pages_only(target)
+
+        def post(self, target: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+            return 201, [("content-type", "text/plain")], target.encode() + b" got " + body
+
+    from stomp_proto.broker import Broker
+
+    cases: list[tuple[Any, bytes]] = [(pages_only, b"HTTP/1.1 400"), (WithPost(), b"HTTP/1.1 201")]
+    for handler, expected in cases:
+        async with Broker(tcp=[], ws=[("127.0.0.1", 0, "/ws")], http=handler) as broker:
+            at = broker.addresses[0][2]
+            # The body comes in a second write, after the head.
+            async with await anyio.connect_tcp("127.0.0.1", at) as stream:
+                await stream.send(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+                await anyio.sleep(0.05)
+                await stream.send(b"hello")
+                answer = b""
+                with anyio.fail_after(5):
+                    while True:
+                        try:
+                            answer += await stream.receive()
+                        except anyio.EndOfStream:
+                            break
+            assert answer.startswith(expected), answer
+            if expected.endswith(b"201"):
+                assert answer.endswith(b"/x got hello")
+                big = await raw(at, b"POST /x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+                assert big.startswith(b"HTTP/1.1 413")
+                assert (await raw(at, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")).endswith(b"page")
