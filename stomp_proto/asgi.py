@@ -40,6 +40,7 @@ from ._adapter._asgi import (
     accept_asgi_websocket,
     refuse_asgi_websocket,
 )
+from ._adapter._log import RateLimitedLog
 from .app import StompApp
 from .broker import Broker
 
@@ -49,6 +50,8 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
 __all__ = ("StompEndpoint",)
 
 log = logging.getLogger("stomp_proto.asgi")
+#: Refused handshakes, rate-limited: anyone can send them.
+_refusals = RateLimitedLog(log)
 
 #: Going away (RFC 6455 §7.4.1): the broker stopped under the session.
 _GOING_AWAY = 1001
@@ -172,7 +175,15 @@ class StompEndpoint:
         refused = self._refusal(scope)
         if refused is not None:
             status, reason = refused
-            log.info("WebSocket %s refused (%d): %s", scope.get("path", ""), status, reason)
+            _refusals(
+                f"refused {status}",
+                logging.INFO,
+                "WebSocket %s from %s refused (%d): %s",
+                scope.get("path", ""),
+                _peer(scope),
+                status,
+                reason,
+            )
             await refuse_asgi_websocket(scope, receive, send, status, reason)
             return
         transport = await accept_asgi_websocket(

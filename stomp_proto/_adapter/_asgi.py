@@ -96,6 +96,7 @@ class AsgiWebSocketTransport:
         self._done = False  # no more input or output: closing, or closed by the client
         self._closed = False  # aclose() has finished
         self._close_sent = False
+        self._broken = False  # a send failed: the client is gone, no Close to exchange
         self._disconnected = anyio.Event()  # websocket.disconnect was received
         self._lock = anyio.Lock()  # one websocket.send at a time, then the close
         self._read_lock = anyio.Lock()  # one receive() at a time: the session's, or aclose()'s
@@ -130,7 +131,11 @@ class AsgiWebSocketTransport:
                 self._sending = scope
                 try:
                     await self._send(message)
-                except OSError as exc:  # uvicorn's ClientDisconnected, a reset socket
+                except Exception as exc:
+                    # The client is gone: servers say so each their own way
+                    # (uvicorn's ClientDisconnected, an OSError; Starlette's
+                    # WebSocketDisconnect, when its WebSocket object is handed over).
+                    self._done = self._broken = True
                     raise anyio.BrokenResourceError from exc
                 finally:
                     self._sending = None
@@ -203,6 +208,8 @@ class AsgiWebSocketTransport:
         if error and self.close_code == NORMAL_CLOSURE:
             self.close_code = PROTOCOL_ERROR
         self._done = True
+        if self._broken:
+            return
         wait = self.close_timeout if linger is None else min(linger, self.close_timeout)
         deadline = anyio.current_time() + wait
         # Handing the Close to the server is not waiting for the client: it

@@ -60,6 +60,8 @@ class FakeWebSocket:
         self._open.set()
         self.client = ClientConnection()
         self.finished = anyio.Event()  # the application returned
+        #: Raised by ``websocket.send`` once set (the client went away).
+        self.broken: Exception | None = None
 
     # -- the server's side, as the application sees it --------------------------------
 
@@ -72,6 +74,8 @@ class FakeWebSocket:
         try:
             if message["type"] == "websocket.send":
                 await self._open.wait()  # the client's socket is full
+                if self.broken is not None:
+                    raise self.broken
             self.sent.append(message)
             await self._from_app.send(message)
         finally:

@@ -174,6 +174,21 @@ async def test_the_client_closing_ends_the_session(broker: Broker) -> None:
     assert broker.stats["sessions"] == 0
 
 
+@pytest.mark.parametrize("gone", [OSError("reset"), RuntimeError("WebSocketDisconnect")])
+async def test_a_send_to_a_client_that_is_gone_ends_the_session(
+    broker: Broker, gone: Exception
+) -> None:
+    async with websocket(StompEndpoint(broker)) as ws:
+        assert isinstance(await ws.connect(), Connected)
+        await subscribed(ws, "/topic/t")
+        ws.broken = gone  # the server's send raises, whatever its way of saying so
+        broker.publish("/topic/t", b"into the void")
+        with anyio.fail_after(5):
+            await ws.finished.wait()  # the application returned, without raising
+        assert ws.sent[-1]["type"] == "websocket.send"  # no Close to a client that is gone
+    assert broker.stats["sessions"] == 0
+
+
 async def test_the_close_waits_for_the_disconnect_within_close_timeout(broker: Broker) -> None:
     async with websocket(StompEndpoint(broker, close_timeout=0.3)) as ws:
         assert isinstance(await ws.connect(), Connected)
