@@ -8,8 +8,9 @@ rules) or a bare :class:`~stomp_proto.broker.Broker` to WebSocket clients,
 mounted next to a web application's HTTP routes::
 
     endpoint = StompEndpoint(stomp_app)
-    api.mount("/portfolio", endpoint)                    # FastAPI / Starlette
-    api.add_websocket_route("/portfolio", endpoint)      # or as a WebSocket route
+    api = FastAPI(lifespan=endpoint.lifespan)           # the broker runs with the app
+    api.router.routes.append(WebSocketRoute("/portfolio", endpoint))  # ws://HOST/portfolio
+    api.mount("/stomp", endpoint)                        # or ws://HOST/stomp/ and below
 
 Each WebSocket is one :class:`~stomp_proto.asyncio.ServerSession` of the
 broker, over a transport that wraps the ASGI ``receive`` and ``send``
@@ -17,9 +18,9 @@ broker, over a transport that wraps the ASGI ``receive`` and ``send``
 slow-consumer policy are the broker's, as over its own listeners. The broker
 runs on the ASGI server's event loop, started and stopped by the ASGI
 lifespan: the endpoint handles ``lifespan`` itself when it is the top-level
-application, and :meth:`StompEndpoint.lifespan` is the context manager for a
-framework's ``lifespan=`` (Starlette does not pass lifespan events to mounted
-applications). See the docs' "Mounting in FastAPI/Starlette" page.
+application, and :meth:`StompEndpoint.lifespan` is a framework's ``lifespan=``
+(Starlette does not pass lifespan events to mounted applications). See the
+docs' "Mounting in FastAPI/Starlette" page.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
@@ -53,6 +55,8 @@ log = logging.getLogger("stomp_proto.asgi")
 #: Refused handshakes, rate-limited: anyone can send them.
 _refusals = RateLimitedLog(log)
 
+#: The broker of each application served by endpoints (``StompEndpoint(app)``).
+_brokers: weakref.WeakKeyDictionary[StompApp, Broker] = weakref.WeakKeyDictionary()
 #: Going away (RFC 6455 §7.4.1): the broker stopped under the session.
 _GOING_AWAY = 1001
 
@@ -62,7 +66,8 @@ class StompEndpoint:
 
     Args:
         target: a :class:`~stomp_proto.app.StompApp`, served by a broker of its
-            own with no listeners (``app.broker(tcp=[], ws=[])``), or a
+            own with no listeners (``app.broker(tcp=[], ws=[])``, one for all
+            the endpoints of that application), or a
             :class:`~stomp_proto.broker.Broker` (shared with other endpoints
             and with its own TCP or WebSocket listeners, as configured).
         allowed_origins: None accepts a WebSocket from any page; a list
@@ -99,17 +104,22 @@ class StompEndpoint:
         binary: bool | None = None,
         close_timeout: float = 2.0,
     ) -> None:
+        broker: Broker | None
         if isinstance(target, StompApp):
-            target = target.broker(tcp=[], ws=[])
-        elif not isinstance(target, Broker):
+            broker = _brokers.get(target)
+            if broker is None:  # one broker per application, whatever the endpoints
+                broker = _brokers[target] = target.broker(tcp=[], ws=[])
+        elif isinstance(target, Broker):
+            broker = target
+        else:
             raise TypeError(
                 f"StompEndpoint serves a StompApp or a Broker, not {type(target).__name__}"
             )
         #: The broker that serves this endpoint's sessions.
-        self.broker: Broker = target
+        self.broker: Broker = broker
         self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
         if max_message_size is None:
-            limits = target.limits
+            limits = broker.limits
             max_message_size = limits.max_header_size + limits.max_body_size
         self.max_message_size = max_message_size
         self.binary = binary

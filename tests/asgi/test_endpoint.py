@@ -265,8 +265,11 @@ async def test_other_scopes_are_an_error(broker: Broker) -> None:
 def test_the_target_is_a_stomp_app_or_a_broker() -> None:
     with pytest.raises(TypeError, match="StompApp or a Broker, not str"):
         StompEndpoint("myapp:app")  # type: ignore[arg-type]
-    endpoint = StompEndpoint(StompApp())
+    app = StompApp()
+    endpoint = StompEndpoint(app)
     assert endpoint.broker.tcp == [] and endpoint.broker.ws == []  # ASGI only
+    assert StompEndpoint(app).broker is endpoint.broker  # one broker per application
+    assert StompEndpoint(StompApp()).broker is not endpoint.broker
 
 
 # -- back-pressure and the slow-consumer policy ----------------------------------------
