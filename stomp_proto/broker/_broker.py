@@ -60,6 +60,7 @@ from .. import (
 )
 from .._adapter import ServerSession, serve, serve_websocket
 from .._adapter._log import RateLimitedLog
+from .._adapter._transport import Transport
 from .._adapter._websocket import HttpHandler
 from ._router import Authorizer, Post, Route, Router, Session
 from ._stats import (
@@ -237,6 +238,7 @@ class Broker:
         """Serve on every listener until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._stopping = False  # a broker stopped before may serve again
             self.addresses = []
             options: dict[str, Any] = {
                 "heart_beat": self.heart_beat,
@@ -749,6 +751,31 @@ class Broker:
         state.pending = link.session.pending_bytes
         if state.sid in self._links and not state.ended:
             self._perform(self.router.resume(state))
+
+    async def serve_transport(self, transport: Transport, peer: object = None) -> None:
+        """Serve one client over ``transport``, a connection accepted outside
+        the broker's listeners (the ASGI endpoint's WebSocket), until its
+        session ends: the same session, options and policies as a listener's.
+
+        ``transport`` has ``async send(data)``, ``async receive()`` (``b""``
+        at the end), ``async aclose(*, error=False, linger=None)`` and
+        ``joins_writes`` (False: one frame per ``send``); ``peer`` names the
+        client in logs. From the broker's event loop, while it runs
+        (RuntimeError otherwise).
+
+        .. versionadded:: 0.2
+        """
+        from .. import SUPPORTED_VERSIONS
+        from .._adapter._server import session_starter
+
+        if self._thread is None or self._tg is None:
+            raise RuntimeError("the broker is not running: start it first")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("serve_transport() is for the broker's event loop only")
+        options = (self.heart_beat, self.grace, self.limits, self.connect_timeout)
+        start = session_starter(self._session, SUPPORTED_VERSIONS, *options)
+        timeout = self.connect_timeout
+        await start(transport, peer, None if timeout is None else anyio.current_time() + timeout)
 
 
 def _frames(counted: dict[type[Event], int]) -> int:
