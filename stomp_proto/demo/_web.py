@@ -13,6 +13,8 @@ demo`` serves:
   ``SimpMessagingTemplate``); ``200 {"ticker", "price", "delivered"}``, or
   ``400 {"error", "field"}`` naming what is wrong (``body``, ``ticker``,
   ``price``).
+* ``GET /metrics``: the broker's Prometheus metrics (with the ``metrics``
+  extra, ``pip install 'stomp-proto[metrics]'``; without it a 501 saying so).
 * ``ws://HOST:PORT/portfolio``: STOMP over WebSocket, a
   :class:`~stomp_proto.asgi.StompEndpoint` (Spring's
   ``registry.addEndpoint("/portfolio")``).
@@ -50,6 +52,8 @@ FILES = {
     "/STOMPJS-LICENSE": ("STOMPJS-LICENSE", "text/plain; charset=utf-8"),
 }
 PRICE_API = "/api/price"
+METRICS = "/metrics"
+NO_METRICS = "the metrics need prometheus_client: pip install 'stomp-proto[metrics]'\n"
 UPGRADE = "STOMP over WebSocket is here: connect with a WebSocket client (subprotocol v12.stomp)\n"
 #: The largest request body read (a price update is a few dozen bytes).
 MAX_BODY = 16 * 1024
@@ -123,6 +127,7 @@ class PortfolioDemo:
         self.broker: Broker = self.stomp.broker(**options)
         #: The STOMP endpoint at :data:`ENDPOINT`.
         self.endpoint = StompEndpoint(self.broker)
+        self._metrics: Any = None  # the registry GET /metrics renders, made on first use
 
     # -- HTTP, whoever serves it --------------------------------------------------------
 
@@ -135,11 +140,26 @@ class PortfolioDemo:
             if method != "POST":
                 return _text(405, "POST a JSON price here\n", ("allow", "POST"))
             return self._set_price(body)
+        if path == METRICS:
+            if method not in ("GET", "HEAD"):
+                return _text(405, "GET only\n", ("allow", "GET, HEAD"))
+            return self._render_metrics()
         if method in ("GET", "HEAD"):
             return pages(target)
         if pages(target) is not None:
             return _text(405, "GET only\n", ("allow", "GET, HEAD"))
         return None
+
+    def _render_metrics(self) -> Response:
+        try:
+            from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        except ModuleNotFoundError:
+            return _text(501, NO_METRICS)
+        if self._metrics is None:
+            self._metrics = CollectorRegistry()
+            self._metrics.register(self.broker.collector())
+        body = generate_latest(self._metrics)
+        return 200, [("content-type", CONTENT_TYPE_LATEST), ("cache-control", "no-cache")], body
 
     def _set_price(self, body: bytes) -> Response:
         try:

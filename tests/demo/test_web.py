@@ -276,3 +276,37 @@ async def test_the_listener_gives_posts_to_a_handler_with_post_only(anyio_backen
                 big = await raw(at, b"POST /x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
                 assert big.startswith(b"HTTP/1.1 413")
                 assert (await raw(at, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")).endswith(b"page")
+
+
+# -- GET /metrics ------------------------------------------------------------------------
+
+
+async def test_the_demo_serves_its_brokers_metrics(anyio_backend: str) -> None:
+    """GET /metrics: the broker's Prometheus metrics, from ``stomp-proto demo``
+    and from the ASGI demo alike; a POST there is a 405."""
+    async with serve(interval=0.2) as broker:
+        base = f"http://127.0.0.1:{port(broker)}"
+        ws_url = f"ws://127.0.0.1:{port(broker)}/portfolio"
+        async with connect(ws_url, login="fabrice", passcode=USERS["fabrice"], heart_beat=(0, 0)):
+
+            def scrape() -> tuple[str, str]:
+                with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+                    return response.headers["content-type"], response.read().decode()
+
+            content_type, text = await anyio.to_thread.run_sync(scrape)
+        assert content_type.startswith("text/plain; version=")
+        sessions = re.search(r"^stomp_sessions (\S+)$", text, re.M)
+        assert sessions is not None and float(sessions.group(1)) >= 1, text[:2000]
+        assert "stomp_connections_accepted_total" in text
+    demo = PortfolioDemo(interval=0.05, heart_beat=(0, 0))
+    answer = await http_get(demo, "/metrics")
+    assert answer["status"] == 200 and b"stomp_sessions 0.0" in answer["body"]
+    assert (await http_get(demo, "/metrics", "POST", b"x"))["status"] == 405
+
+
+def test_without_prometheus_client_metrics_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails
+    demo = PortfolioDemo(interval=0.05, heart_beat=(0, 0))
+    answer = demo.respond("GET", "/metrics")
+    assert answer is not None and answer[0] == 501
+    assert b"pip install 'stomp-proto[metrics]'" in answer[2]
