@@ -37,6 +37,7 @@ import inspect
 import itertools
 import logging
 import ssl as _ssl
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 from .. import (
     Connect,
@@ -248,24 +252,34 @@ class Broker:
                 "connect_timeout": self.connect_timeout,
             }
             for host, port in self.tcp:
-                bound = await tg.start(
-                    lambda task_status, h=host, p=port: serve(
-                        self._session, h, p, task_status=task_status, **options
-                    )
+                bound = await _listen(
+                    "STOMP",
+                    host,
+                    port,
+                    tg.start(
+                        lambda task_status, h=host, p=port: serve(
+                            self._session, h, p, task_status=task_status, **options
+                        )
+                    ),
                 )
                 self.addresses.append(("tcp", host, bound))
                 log.info("STOMP over %s on %s:%d", "TLS" if self.ssl else "TCP", host, bound)
             for host, port, path in self.ws:
-                bound = await tg.start(
-                    partial(
-                        serve_websocket,
-                        self._session,
-                        host,
-                        port,
-                        path=path,
-                        http=self.http,
-                        **options,
-                    )
+                bound = await _listen(
+                    "WebSocket",
+                    host,
+                    port,
+                    tg.start(
+                        partial(
+                            serve_websocket,
+                            self._session,
+                            host,
+                            port,
+                            path=path,
+                            http=self.http,
+                            **options,
+                        )
+                    ),
                 )
                 self.addresses.append(("ws", host, bound))
                 scheme = "wss" if self.ssl else "ws"
@@ -274,7 +288,9 @@ class Broker:
                 from .metrics import serve_metrics
 
                 host, port = self.metrics
-                bound = await tg.start(serve_metrics, self.metrics_app(), host, port)
+                bound = await _listen(
+                    "metrics", host, port, tg.start(serve_metrics, self.metrics_app(), host, port)
+                )
                 self.addresses.append(("metrics", host, bound))
                 log.info("Prometheus metrics on http://%s:%d/metrics", host, bound)
             self._token = anyio.lowlevel.current_token()
@@ -287,9 +303,25 @@ class Broker:
             task_status.started(self)
 
     async def __aenter__(self) -> Broker:
-        self._outer = anyio.create_task_group()
-        await self._outer.__aenter__()
-        await self._outer.start(self.serve)
+        outer = anyio.create_task_group()
+        await outer.__aenter__()
+        try:
+            await outer.start(self.serve)
+        except BaseException as exc:
+            failure: BaseException = exc
+            # A listener that cannot start (a busy port): leave the task group
+            # here, so that no cancel scope of ours is left open in the caller's
+            # task (a FastAPI lifespan would fail on it), and raise the error.
+            self._thread = None
+            outer.cancel_scope.cancel()
+            with contextlib.suppress(BaseException):
+                await outer.__aexit__(None, None, None)
+            while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+                failure = failure.exceptions[0]  # the OSError of the one listener that failed
+            if failure is exc:
+                raise
+            raise failure from None
+        self._outer = outer
         return self
 
     async def __aexit__(
@@ -781,6 +813,18 @@ class Broker:
 def _frames(counted: dict[type[Event], int]) -> int:
     """STOMP frames among ``counted`` (not heart-beats)."""
     return sum(n for kind, n in counted.items() if kind.COMMAND)
+
+
+async def _listen(kind: str, host: str, port: int, started: Awaitable[int]) -> int:
+    """The port a listener bound; an OSError naming the address when it cannot
+    listen (a busy port: ``cannot listen for STOMP on 127.0.0.1:61613: Address
+    already in use``)."""
+    try:
+        return await started
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot listen for {kind} on {host}:{port}: {exc.strerror}"
+        ) from exc
 
 
 def _static_login(users: dict[str, str], connect: Connect) -> str | None:
