@@ -95,6 +95,18 @@ async def test_a_session_over_the_endpoint(broker: Broker) -> None:
     assert broker.stats["sessions"] == 0
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+async def test_the_connection_log_names_the_scopes_scheme(
+    broker: Broker, scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="stomp_proto.broker.connection")
+    async with websocket(StompEndpoint(broker)) as ws:
+        ws.scope["scheme"] = scheme
+        assert isinstance(await ws.connect(), Connected)
+    accepted = [r.getMessage() for r in caplog.records if "connection accepted" in r.getMessage()]
+    assert len(accepted) == 1 and f"transport={scheme}" in accepted[0], accepted
+
+
 # -- text and binary -------------------------------------------------------------------
 
 
