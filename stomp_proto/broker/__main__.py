@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import signal
 import ssl
@@ -29,6 +30,23 @@ def _address(text: str) -> tuple[str, int, str]:
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT[/path], got {text!r}")
     return host.strip("[]"), int(port), "/" + path if slash else ""
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, port, path = _address(text)
+    if path:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0: none), got {text!r}")
+    return seconds
 
 
 def _user(text: str) -> tuple[str, str]:
@@ -143,6 +161,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="broker-wide: queued and held messages beyond which SENDs get ERROR (default 256 MiB)",
     )
+    p.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=1800.0,
+        metavar="SECONDS",
+        help="log a stats line (logger stomp_proto.broker.stats) this often; 0: never "
+        "(default 1800, Spring's 30 minutes)",
+    )
+    p.add_argument(
+        "--metrics",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics "
+        "(needs pip install 'stomp-proto[metrics]')",
+    )
     relay = p.add_argument_group(
         "relay", "hand /topic and /queue to an upstream RabbitMQ or ActiveMQ (docs: Scaling out)"
     )
@@ -207,6 +240,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         max_queue_bytes=args.max_queue_bytes,
         max_transaction_bytes=args.max_transaction_bytes,
         max_memory_bytes=args.max_memory_bytes,
+        stats_interval=args.stats_interval,
+        metrics=args.metrics,
         relay=_relay(args),
     )
 
@@ -228,6 +263,17 @@ def _relay(args: argparse.Namespace) -> Relay | None:
         send_timeout=args.relay_send_timeout,
         ssl=context,
     )
+
+
+def _metrics_missing(args: argparse.Namespace, prog: str) -> bool:
+    """``--metrics`` without prometheus_client: one line naming the install."""
+    if args.metrics is not None and importlib.util.find_spec("prometheus_client") is None:
+        print(
+            f"{prog} --metrics needs prometheus_client: pip install 'stomp-proto[metrics]'",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 async def run(broker: Broker) -> None:
@@ -268,6 +314,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if _metrics_missing(args, "stomp-proto broker"):
+        return 1
     return serve_until_signalled(build(args), args.log_level)
 
 
@@ -312,6 +360,8 @@ def load_app(spec: str) -> Any:
 def run_app(argv: Sequence[str] | None = None) -> int:
     """``stomp-proto run MODULE:ATTR [broker options]``."""
     args = run_parser().parse_args(argv)
+    if _metrics_missing(args, "stomp-proto run"):
+        return 1
     app = load_app(args.app)
     return serve_until_signalled(app.broker(**options(args)), args.log_level)
 

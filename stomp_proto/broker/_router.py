@@ -37,7 +37,8 @@ What the router owns:
   backlog: the subscription is live by then).
 * **Accounting**: every accepted message is delivered, waiting, requeued,
   refused with an ERROR, or dropped by the slow-consumer policy and counted
-  (:attr:`Router.stats`, :attr:`Session.dropped`). Queued and held bytes count
+  (:attr:`Router.stats`, :attr:`Session.dropped`; per route,
+  :attr:`Router.messages_in` and :attr:`Router.messages_out`). Queued and held bytes count
   whole frames (headers too) against the queue, transaction and broker-wide
   budgets.
 
@@ -350,9 +351,11 @@ class TopicRoute(_BaseRoute):
             if sub.selector is not None and not sub.selector(entry.header_map()):
                 continue
             if router.has_room(sub):
-                out.append(router.deliver(sub, entry, None, False))
+                out.append(router._message(sub, entry, None, False))
             else:
                 router.drop(sub)
+        if out:
+            router.messages_out[self.prefix] += len(out)  # once per publish, not per copy
         return out
 
     def subscribe(self, sub: Subscription) -> list[Post]:
@@ -448,7 +451,9 @@ class QueueRoute(_BaseRoute):
             while len(store) and router.has_room(sub):
                 entry, redelivered = store.popleft()
                 router.memory -= entry.size
-                out.append(router.deliver(sub, entry, queue.name, redelivered))
+                out.append(router._message(sub, entry, queue.name, redelivered))
+            if out:
+                router.messages_out[self.prefix] += len(out)
             return out
         while len(store) and consumers:
             count = len(consumers)
@@ -458,10 +463,12 @@ class QueueRoute(_BaseRoute):
                     queue.turn = (queue.turn + step + 1) % count
                     entry, redelivered = store.popleft()
                     router.memory -= entry.size
-                    out.append(router.deliver(sub, entry, queue.name, redelivered))
+                    out.append(router._message(sub, entry, queue.name, redelivered))
                     break
             else:
                 break  # nobody has room: the rest waits
+        if out:
+            router.messages_out[self.prefix] += len(out)
         return out
 
     def waiting(self) -> int:
@@ -519,6 +526,11 @@ class Router:
         self.outbound: list[Callable[[Session, Event], Event | None]] = []
         self.sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
+        #: Route prefix -> messages accepted for it (SENDs, application
+        #: publishes) and MESSAGE frames made from it: plain counters for the
+        #: broker's metrics, kept per route so that they cost nothing to read.
+        self.messages_in: dict[str, int] = {}
+        self.messages_out: dict[str, int] = {}
         self.routes: list[Route] = []
         self._route_cache: dict[str, Route] = {}
         self.topics: TopicRoute | None = None
@@ -537,6 +549,7 @@ class Router:
             "redelivered": 0,
             "refused": 0,
             "requeued": 0,
+            "denied": 0,
         }
         #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
         self.on_emit: Callable[[list[Post]], None] | None = None
@@ -566,6 +579,8 @@ class Router:
         if any(r.prefix == route.prefix for r in self.routes):
             raise ValueError(f"a route for {route.prefix!r} exists already")
         route.bind(self)
+        self.messages_in.setdefault(route.prefix, 0)
+        self.messages_out.setdefault(route.prefix, 0)
         self._route_cache.clear()
         self.routes.append(route)
         self.routes.sort(key=lambda r: len(r.prefix), reverse=True)
@@ -728,6 +743,7 @@ class Router:
         if self.authorize is not None:
             why = self.authorize(session, event)
             if why is not None:
+                self.stats["denied"] += 1
                 destination = getattr(event, "destination", None)
                 raise Refusal(f"{event.COMMAND} to {str(destination)[:80]!r} denied: {why}")
 
@@ -740,6 +756,7 @@ class Router:
             return []
         if route.takes_receipts:
             self._receipt_taken = True
+            self.messages_in[route.prefix] += 1
             return route.receive(session, event)
         return self._publish(route, session, self._entry(event))
 
@@ -809,12 +826,14 @@ class Router:
                 if type(held) is Send:
                     target = self._route_for(held.destination)
                     if target.takes_receipts:  # its RECEIPT went out when it was held
+                        self.messages_in[target.prefix] += 1
                         out += target.receive(
                             session, replace(held, transaction=None, receipt=None)
                         )
                         continue
                     route, entry = next(sent)
                     self.stats["published"] += 1
+                    self.messages_in[route.prefix] += 1
                     out += route.send(session, entry)
                 else:
                     out += self._settle(session, held)  # type: ignore[arg-type]
@@ -883,6 +902,7 @@ class Router:
         self._budget(entry.size)
         out = route.send(session, entry)
         self.stats["published"] += 1
+        self.messages_in[route.prefix] += 1
         return out
 
     def _budget(self, size: int) -> None:
@@ -945,6 +965,13 @@ class Router:
         self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
     ) -> Post:
         """The MESSAGE that hands ``entry`` to ``sub`` (from ``queue``, or a topic)."""
+        self.messages_out[sub.route.prefix] += 1
+        return self._message(sub, entry, queue, redelivered)
+
+    def _message(
+        self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
+    ) -> Post:
+        """:meth:`deliver`, for the routes that count their deliveries in batches."""
         session = sub.session
         ack_id = None
         headers = entry.headers

@@ -8,6 +8,14 @@ init system (see ../shared/interop.md for where the recipes come from).
 A broker counts as started when a real STOMP CONNECT gets CONNECTED, not
 when its port opens. It is stopped by the PIDs this module started (SIGTERM,
 then SIGKILL of the process group it leads), never by name.
+
+Every broker process is started by one thread that lives as long as the test
+process (:class:`_Spawner`): the processes ask the kernel for SIGTERM when
+their parent dies, and that "parent" is the *thread* that forked them.
+
+``STOMP_INTEROP_KEEP_LOGS=DIR`` keeps a copy of each broker's directory (its
+configuration and logs, without the message stores) under ``DIR`` when the
+broker is closed, to read after the run.
 """
 
 from __future__ import annotations
@@ -25,9 +33,12 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from queue import SimpleQueue
 
 from stomp_proto import Connect
 
@@ -73,9 +84,55 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the test process dies (even by
-    SIGKILL), so that a killed pytest run does not leave brokers behind."""
+    SIGKILL), so that a killed pytest run does not leave brokers behind.
+
+    The kernel sends it when the *thread* that forked the child exits
+    (prctl(2), PR_SET_PDEATHSIG), so only :class:`_Spawner`'s thread forks.
+    """
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_SpawnJob = tuple[Future[subprocess.Popen[bytes]], Callable[[], subprocess.Popen[bytes]]]
+
+
+class _Spawner:
+    """Starts every broker process from one daemon thread, which ends only
+    with the test process.
+
+    A broker restarted from a worker thread (``anyio.to_thread.run_sync``:
+    asyncio's workers end with the test's event loop, trio's cached threads
+    after 10 s idle) used to get the parent-death SIGTERM when that worker
+    ended, in the middle of whatever test ran then.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: SimpleQueue[_SpawnJob] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        """Call ``start`` (which forks) on the spawner thread; return its result."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="interop broker spawner", daemon=True
+                )
+                self._thread.start()
+        done: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((done, start))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            done, start = self._jobs.get()
+            try:
+                done.set_result(start())
+            except BaseException as exc:  # handed to the caller, which raises it
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 class BrokerNotInstalled(Exception):
@@ -172,6 +229,7 @@ class Broker:
         self.tls_port: int | None = None
         self.ca_file: Path | None = None
         self.startup_times: list[float] = []
+        self.unexpected_exits: list[str] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
         self._closed = False
@@ -218,9 +276,18 @@ class Broker:
         self.startup_times.append(time.monotonic() - began)
 
     def stop(self) -> None:
-        """Stop every process this broker started (last started first)."""
+        """Stop every process this broker started (last started first).
+
+        A process found already dead is recorded in ``unexpected_exits``.
+        """
         while self._procs:
-            self._terminate(self._procs.pop())
+            proc = self._procs.pop()
+            if proc.poll() is not None:
+                self.unexpected_exits.append(
+                    f"{_program(proc)} (pid {proc.pid}) had already exited with "
+                    f"{proc.returncode} when stopped at {time.strftime('%H:%M:%S')}"
+                )
+            self._terminate(proc)
 
     def restart(self) -> None:
         """Stop, then start again on the same ports with the same data directory."""
@@ -233,6 +300,15 @@ class Broker:
             self.stop()
         finally:
             self._closed = True
+            keep = os.environ.get("STOMP_INTEROP_KEEP_LOGS")
+            if keep:
+                with contextlib.suppress(OSError):
+                    shutil.copytree(
+                        self.dir,
+                        Path(keep) / self.dir.name,
+                        ignore=shutil.ignore_patterns("mnesia", "kahadb"),
+                        dirs_exist_ok=True,
+                    )
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Broker:
@@ -264,15 +340,17 @@ class Broker:
         with log.open("ab") as out:
             out.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(args)}\n".encode())
             out.flush()
-            proc = subprocess.Popen(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=cwd or self.dir,
-                start_new_session=True,  # its own process group, led by proc.pid
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe: one syscall
+            proc = _SPAWNER.run(
+                lambda: subprocess.Popen(
+                    list(args),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=cwd or self.dir,
+                    start_new_session=True,  # its own process group, led by proc.pid
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe: one syscall
+                )
             )
         self._procs.append(proc)
         return proc

@@ -45,6 +45,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{broker.name}: startup (spawn to CONNECTED) {times or 'never started'}"
         )
+        for death in broker.unexpected_exits:
+            terminalreporter.write_line(f"{broker.name}: {death}")
 
 
 def _session_broker(factory: Callable[[], Broker]) -> Iterator[Broker]:

@@ -10,8 +10,6 @@ Destinations are unique per test.
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -183,57 +181,19 @@ def test_sends_from_several_threads(broker: Broker) -> None:
         assert [int(t.split(":")[1]) for t in got if t.startswith(f"{n}:")] == list(range(20))
 
 
-IDLE_SCRIPT = """
-import sys
-from stomp_proto.blocking import connect
-
-host, port, login, passcode, vhost, queue = sys.argv[1:7]
-with connect(host, int(port), login=login, passcode=passcode, vhost=vhost,
-             heart_beat=(1000, 1000), timeout=15, receipt_timeout=15) as c:
-    to_server, to_client = c._link.conn.heartbeat_intervals
-    assert to_server > 0 and to_client > 0, (to_server, to_client)
-    sub = c.subscribe(queue)
-    try:  # idle for 2.5 intervals: only heart-beats cross the connection
-        sub.get(timeout=2.5 * max(to_server, to_client) / 1000)
-    except TimeoutError:
-        pass
-    else:
-        raise AssertionError("a message arrived on an idle queue")
-    assert c.is_connected
-    c.send(queue, "still here", receipt=True)
-    assert sub.get(timeout=10).text() == "still here"
-print("idle connection kept")
-"""
-
-
-@pytest.mark.skip(
-    reason="open (see the issue notes of 2026-12-01): after the rest of tests/interop, RabbitMQ "
-    "closes this idle 1000 ms heart-beat connection, also from a fresh process; the file alone "
-    "passes (31/31), and the asyncio client's heart-beat interop tests pass in the same run"
-)
 def test_heartbeats_both_ways_keep_an_idle_connection(broker: Broker) -> None:
-    # In a process of its own: after the rest of the interop suite, this
-    # process carries threads of earlier tests, and the check is about the
-    # client's heart-beats, not about how many other threads share the GIL.
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            IDLE_SCRIPT,
-            broker.host,
-            str(broker.stomp_port),
-            str(broker.login),
-            str(broker.passcode),
-            str(broker.vhost),
-            dest(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "idle connection kept"
+    queue = dest()
+    with client(broker, heart_beat=(1000, 1000)) as c:
+        assert c.connected is not None
+        assert c.connected.heart_beat == (1000, 1000)  # what the broker offered back
+        to_server, to_client = c._link.conn.heartbeat_intervals  # type: ignore[union-attr]
+        assert to_server > 0 and to_client > 0
+        sub = c.subscribe(queue)
+        with pytest.raises(TimeoutError):  # idle for 2.5 intervals: only heart-beats cross
+            sub.get(timeout=2.5 * max(to_server, to_client) / 1000)
+        assert c.is_connected
+        c.send(queue, "still here", receipt=True)
+        assert sub.get(timeout=10).text() == "still here"
 
 
 def test_refused_login_on_rabbitmq(rabbitmq: Broker) -> None:

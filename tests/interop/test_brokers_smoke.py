@@ -10,6 +10,8 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -247,6 +249,53 @@ def test_rabbitmq_web_stomp(rabbitmq: Broker) -> None:
         assert connected.version == "1.2"
     finally:
         ws.close()
+
+
+# -- the fixtures' own process handling (no broker needed) -------------------
+
+
+class _Sleeper(Broker):
+    """A "broker" that is one ``sleep`` process, to test the process handling."""
+
+    name = "sleeper"
+
+    @classmethod
+    def missing_reason(cls) -> str | None:
+        return None
+
+    def _spawn(self) -> None:
+        self._popen(["sleep", "120"], env=dict(os.environ), log=self.dir / "sleep.out")
+
+    def _probe(self) -> None:
+        pass
+
+
+def test_a_broker_restarted_from_a_worker_thread_outlives_the_thread() -> None:
+    # The processes ask for SIGTERM when their parent dies, and to the kernel
+    # the parent is the *thread* that forked them: a broker restarted from
+    # anyio.to_thread.run_sync died when that worker thread retired, in the
+    # middle of a later test (the blocking client's idle heart-beat test).
+    with _Sleeper() as sleeper:
+        worker = threading.Thread(target=sleeper.restart)
+        worker.start()
+        worker.join()
+        (proc,) = sleeper._procs
+        with pytest.raises(subprocess.TimeoutExpired):  # SIGTERM would end it at once
+            proc.wait(timeout=1.0)
+        assert sleeper.running
+        assert sleeper.unexpected_exits == []
+
+
+def test_a_process_that_died_before_stop_is_recorded() -> None:
+    with _Sleeper() as sleeper:
+        (proc,) = sleeper._procs
+        proc.kill()
+        proc.wait(timeout=10)
+        assert not sleeper.running
+        sleeper.stop()
+        assert sleeper._procs == []
+        (death,) = sleeper.unexpected_exits
+        assert f"sleep (pid {proc.pid}) had already exited with -9 when stopped" in death
 
 
 # -- restart (last: it restarts the session brokers) -------------------------
