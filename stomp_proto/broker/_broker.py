@@ -292,7 +292,13 @@ class Broker:
     async def __aenter__(self) -> Broker:
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
-        await self._outer.start(self.serve)
+        try:
+            await self._outer.start(self.serve)
+        except BaseException as exc:  # a busy port, an unusable store: leave no task group open
+            self._outer.cancel_scope.cancel()
+            with contextlib.suppress(BaseException):
+                await self._outer.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(

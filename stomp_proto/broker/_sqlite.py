@@ -235,11 +235,13 @@ class SQLiteStore:
             if dead:
                 conn.executemany("DELETE FROM message WHERE row = ?", [(r,) for r in dead])
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
+        except BaseException as exc:
+            if conn.in_transaction:  # nothing of the batch is applied
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            raise StoreError(f"store {self.path!r}: commit failed: {exc}") from None
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"store {self.path!r}: commit failed: {exc}") from None
+            raise
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

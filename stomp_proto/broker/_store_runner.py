@@ -216,7 +216,8 @@ class StoreRunner:
         self._open += 1
         failure: BaseException | None = None
         try:
-            await anyio.to_thread.run_sync(self.store.write, batch)
+            with anyio.CancelScope(shield=True):  # a batch taken is a batch committed
+                await anyio.to_thread.run_sync(self.store.write, batch)
         except StoreError as exc:
             failure = exc
             log.error("%s", exc)
