@@ -136,9 +136,10 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
-            raise StoreError(f"store {self.path!r} is corrupt: {'; '.join(problems)}")
+            found = " ".join(" ".join(problems).split())  # one line: it goes on stderr
+            raise StoreError(f"store {self.path!r} is corrupt: {found[:300]}")
         subscriptions = [
             Bind(queue, login, destination, sub_id, selector)
             for queue, login, destination, sub_id, selector in conn.execute(
