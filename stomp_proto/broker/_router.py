@@ -550,14 +550,24 @@ class QueueRoute(_BaseRoute):
             self.router._reserve_stored(stored)
 
     def send(self, session: Session | None, entry: Entry) -> list[Post]:
-        self._room(entry.destination, entry.size)
+        name = entry.destination
+        size = entry.size
+        queue = self.queues.get(name)
+        if queue is None:
+            self._room(name, size)
+            queue = self._queue(name)
+        else:
+            store = queue.store
+            if store.nbytes + size > self.max_queue_bytes or (
+                len(store) >= self.max_queue_messages
+            ):
+                self._room(name, size)  # it says which limit
         router = self.router
         if router.durable and _PERSISTENT in entry.headers:
-            router._room_stored(entry.size)
-            router._persist(entry.destination, entry, session)
-        queue = self._queue(entry.destination)
+            router._room_stored(size)
+            router._persist(name, entry, session)
         queue.store.append(entry, False)
-        router.memory += entry.size
+        router.memory += size
         return self._dispatch(queue)
 
     def put(
@@ -616,7 +626,7 @@ class QueueRoute(_BaseRoute):
             entry, _ = store.popleft()
             router.memory -= entry.size
             if entry.row:  # its row goes with the subscription's (Unbind)
-                router.stored_bytes -= entry.size
+                router._books.stored_bytes -= entry.size
                 entry.row = 0
 
     def _dispatch(self, queue: _Queue) -> list[Post]:
@@ -661,6 +671,22 @@ def _label(name: str) -> str:
 def _durable_name(login: str | None, destination: str, sub_id: str) -> str:
     """The queue of a durable topic subscription: keyed by login, destination and id."""
     return _DURABLE + json.dumps([login, destination, sub_id], ensure_ascii=False)
+
+
+@dataclass(eq=False, slots=True)
+class _Books:
+    """What the router keeps for the durable store (see :class:`Router`'s
+    attributes of the same names)."""
+
+    max_store_bytes: int
+    max_durable_subscriptions: int
+    effects: list[Effect] = field(default_factory=list)
+    awaiting: set[Session] = field(default_factory=set)
+    watch: set[Session] = field(default_factory=set)
+    stored_bytes: int = 0
+    #: What the routes of a COMMIT being checked need of the store.
+    reserved: int = 0
+    rows: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
 class Router:
@@ -717,24 +743,10 @@ class Router:
         self.memory = 0
         #: True when a durable store keeps persistent messages (the runtime's).
         self.durable = durable
-        self.max_store_bytes = max_store_bytes
-        self.max_durable_subscriptions = max_durable_subscriptions
-        #: What the durable store must do, in order (:class:`Put`,
-        #: :class:`Remove`, :class:`Bind`, :class:`Unbind`): the runtime takes
-        #: the list, commits it, and posts what :attr:`awaiting` sessions were
-        #: due only then.
-        self.effects: list[Effect] = []
-        #: Sessions whose frames produced effects: what is posted to them from
-        #: now on waits until those effects are committed (a RECEIPT then
-        #: means that everything the session sent before it is stored).
-        self.awaiting: set[Session] = set()
-        #: Sessions with ``auto``-mode deliveries of stored messages not yet
-        #: known to be written: the runtime calls :meth:`written` for them.
-        self.watch: set[Session] = set()
-        #: Bytes of persistent messages in the store, against ``max_store_bytes``.
-        self.stored_bytes = 0
-        self._reserved = 0
-        self._rows = itertools.count(1)
+        # The store's books are one attribute: CPython keeps an instance's
+        # attributes inline (fast to read) only up to 30 of them, and the
+        # router's hot path reads many.
+        self._books = _Books(max_store_bytes, max_durable_subscriptions)
         #: The time, as the runtime last said (the router reads no clock): what
         #: routes with deadlines (a user's offline backlog) measure against.
         self.now = 0.0
@@ -786,6 +798,39 @@ class Router:
             Abort: self._on_abort,  # type: ignore[dict-item]
             Disconnect: self._on_disconnect,  # type: ignore[dict-item]
         }
+
+    # -- the durable store's books ----------------------------------------------------
+
+    @property
+    def effects(self) -> list[Effect]:
+        """What the durable store must do, in order (:class:`Put`,
+        :class:`Remove`, :class:`Bind`, :class:`Unbind`): the runtime takes the
+        list (assigning a new one), commits it, and only then posts what the
+        :attr:`awaiting` sessions were due."""
+        return self._books.effects
+
+    @effects.setter
+    def effects(self, value: list[Effect]) -> None:
+        self._books.effects = value
+
+    @property
+    def awaiting(self) -> set[Session]:
+        """Sessions whose frames produced effects: what is posted to them from
+        now on waits until those effects are committed (a RECEIPT then means
+        that everything the session sent before it is stored). The runtime
+        empties it."""
+        return self._books.awaiting
+
+    @property
+    def watch(self) -> set[Session]:
+        """Sessions with ``auto``-mode deliveries of stored messages not yet
+        known to be written: the runtime calls :meth:`written` for them."""
+        return self._books.watch
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of persistent messages in the store, against ``max_store_bytes``."""
+        return self._books.stored_bytes
 
     # -- routes --------------------------------------------------------------------
 
@@ -887,8 +932,8 @@ class Router:
                 if entry.row:
                     self._unpersist(entry, None)
         session.unwritten.clear()
-        self.watch.discard(session)
-        self.awaiting.discard(session)
+        self._books.watch.discard(session)
+        self._books.awaiting.discard(session)
         session.unmarked = 0
         out: list[Post] = []
         for key in list(session.subscriptions):
@@ -1024,16 +1069,19 @@ class Router:
         if self.queues is None:
             raise Refusal("durable subscriptions need a queue route")
         name = _durable_name(session.user, event.destination, event.id)
-        if name not in topics.durables and len(topics.durables) >= self.max_durable_subscriptions:
+        if (
+            name not in topics.durables
+            and len(topics.durables) >= self._books.max_durable_subscriptions
+        ):
             raise Refusal(
-                f"the broker keeps {self.max_durable_subscriptions} durable subscriptions "
+                f"the broker keeps {self._books.max_durable_subscriptions} durable subscriptions "
                 f"already (max_durable_subscriptions)"
             )
         record = Bind(name, session.user, event.destination, event.id, selector)
         if topics.bind_durable(record):
             self.queues._queue(name)
-            self.effects.append(record)
-            self.awaiting.add(session)  # its RECEIPT says the subscription is stored
+            self._books.effects.append(record)
+            self._books.awaiting.add(session)  # its RECEIPT says the subscription is stored
         return name
 
     def _on_unsubscribe(self, session: Session, event: Unsubscribe) -> list[Post]:
@@ -1065,8 +1113,8 @@ class Router:
         topics = self._route_for(sub.destination)
         if isinstance(topics, TopicRoute):
             topics.unbind_durable(name)
-        self.effects.append(Unbind(name))
-        self.awaiting.add(session)
+        self._books.effects.append(Unbind(name))
+        self._books.awaiting.add(session)
         return out
 
     def _on_ack(self, session: Session, event: Ack | Nack) -> list[Post]:
@@ -1098,7 +1146,7 @@ class Router:
             for route, entries in by_route.values():
                 route.check_send(entries)
         finally:
-            self._reserved = 0
+            self._books.reserved = 0
         self._budget(sum(entry.size for _, entry in sends))
         out: list[Post] = []
         sent = iter(sends)
@@ -1242,34 +1290,34 @@ class Router:
             entry.message_id = message.message_id  # the same id as before the restart
             entry.row = message.row
             target.restore(message.queue, entry)
-            self.stored_bytes += entry.size
+            self._books.stored_bytes += entry.size
             top = max(top, message.row)
-        self._rows = itertools.count(top + 1)
+        self._books.rows = itertools.count(top + 1)
 
     def _persist(self, queue: str, entry: Entry, session: Session | None) -> None:
         """Keep ``entry`` (of ``queue``) in the store; ``session``'s posts wait for it."""
-        entry.row = row = next(self._rows)
-        self.stored_bytes += entry.size
-        self.effects.append(Put(row, queue, entry))
+        entry.row = row = next(self._books.rows)
+        self._books.stored_bytes += entry.size
+        self._books.effects.append(Put(row, queue, entry))
         if session is not None:
-            self.awaiting.add(session)
+            self._books.awaiting.add(session)
 
     def _unpersist(self, entry: Entry, session: Session | None) -> None:
         """``entry`` is consumed: out of the store (if it is there)."""
         row = entry.row
         if row:
             entry.row = 0
-            self.stored_bytes -= entry.size
-            self.effects.append(Remove(row))
+            self._books.stored_bytes -= entry.size
+            self._books.effects.append(Remove(row))
             if session is not None:
-                self.awaiting.add(session)
+                self._books.awaiting.add(session)
 
     def _room_stored(self, size: int) -> None:
         """Refusal unless the store can take ``size`` more bytes (besides what
         a COMMIT being checked has reserved)."""
-        if self.stored_bytes + self._reserved + size > self.max_store_bytes:
+        if self._books.stored_bytes + self._books.reserved + size > self._books.max_store_bytes:
             raise Refusal(
-                f"the store holds {self.max_store_bytes} bytes of messages already "
+                f"the store holds {self._books.max_store_bytes} bytes of messages already "
                 f"(max_store_bytes)"
             )
 
@@ -1277,7 +1325,7 @@ class Router:
         """:meth:`_room_stored` for a route's ``check_send``: the routes of one
         COMMIT are checked against the store's room together."""
         self._room_stored(size)
-        self._reserved += size
+        self._books.reserved += size
 
     def consumed(self, entry: Entry) -> None:
         """The runtime will never write this ``auto``-mode delivery: an
@@ -1338,7 +1386,7 @@ class Router:
             session.unwritten.append([sub, entry, queue, -1, message])
             session.unmarked += 1
             if entry.row:  # stored: the runtime must tell when it is written
-                self.watch.add(session)
+                self._books.watch.add(session)
         session.pending += len(entry.body) + 256  # an estimate, until the writer says
         self.stats["delivered"] += 1
         return session, message
