@@ -320,6 +320,8 @@ class Broker:
         self._stopping = True  # no new sessions from here on
         with anyio.move_on_after(5, shield=True):
             for link in list(self._links.values()):
+                if self._store is not None:
+                    await self._store.settle(link.state)  # what waits for a commit first
                 await link.session.drain()
                 await link.session.close()
         if self._tg is not None:

@@ -138,10 +138,16 @@ class StoreRunner:
                 await self._commit()
 
     async def _last(self) -> None:
-        with anyio.move_on_after(10):
-            while self.broker._links:  # sessions still ending: their effects come last
-                await anyio.sleep(0.01)
+        """The broker is stopping: commit (and release) until its sessions have
+        ended, then what their ends produced, then close the store."""
         try:
+            with anyio.move_on_after(10):
+                while self.broker._links:
+                    self._check_written()
+                    if self.router.effects:
+                        await self._commit()
+                    else:
+                        await anyio.sleep(0.01)
             self._check_written()
             if self.router.effects:
                 await self._commit()

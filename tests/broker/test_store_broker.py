@@ -308,3 +308,26 @@ async def test_a_second_broker_on_the_same_file_fails_to_start(
             leaves = list(leaves[0].exceptions)
         assert isinstance(leaves[0], StoreError) and "is locked" in str(leaves[0])
         assert second.addresses == []  # it never listened
+
+
+async def test_stopping_the_broker_answers_what_waits_for_a_commit(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    store = GatedStore(tmp_path / "s.db")
+    async with embedded(store=store) as broker:
+        producer = await RawClient.connected(tcp_port(broker))
+        store.gate.clear()
+        await producer.send(
+            "SEND", [("destination", "/queue/q"), *PERSISTENT, ("receipt", "r")], b"m"
+        )
+        with anyio.fail_after(5):
+            while broker.router.queued() < 1:
+                await anyio.sleep(0.01)
+        threading.Timer(0.3, store.gate.set).start()  # while the broker stops
+        started = anyio.current_time()
+    took = anyio.current_time() - started
+    frames = await producer.until_closed()
+    assert [f.get("receipt-id") for f in frames] == ["r"]
+    assert took < 3.0  # not the 5 s a session's last frames may take
+    await producer.aclose()
+    assert stored_rows(tmp_path / "s.db") == [b"m"]
