@@ -21,6 +21,7 @@ commands:
   broker   run the reference broker (STOMP over TCP and WebSocket)
   run      serve a STOMP application: stomp-proto run MODULE:ATTR
   demo     the stock portfolio demo in the browser (http://127.0.0.1:8080/)
+  check    check a STOMP server against the specification: stomp-proto check stomp://HOST:PORT
 
 'stomp-proto COMMAND --help' lists a command's options (stomp-proto broker --help).
 """
@@ -41,6 +42,7 @@ _COMMANDS = {
     "broker": ("stomp_proto.broker.__main__", "main"),
     "run": ("stomp_proto.broker.__main__", "run_app"),
     "demo": ("stomp_proto.demo.__main__", "main"),
+    "check": ("stomp_proto.check._cli", "main"),
 }
 
 

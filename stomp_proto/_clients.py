@@ -1,10 +1,12 @@
-"""What every client of stomp-proto shares, whatever its I/O: errors and reconnect policy.
+"""What every client of stomp-proto shares, whatever its I/O: errors, reconnect policy, types.
 
 The asyncio/trio client (``stomp_proto.asyncio``, ``stomp_proto.trio``) and
 the blocking client (``stomp_proto.blocking``) raise the same exceptions and
 take the same :class:`ReconnectPolicy`, so code (and an ``except`` clause)
-that works with one works with the other. Standard library only: the blocking
-client must not need anyio.
+that works with one works with the other. The argument types both accept
+(:data:`AckMode`, :data:`HeadersArg`) and their checks live here too, so the
+two clients refuse the same mistakes with the same words. Standard library
+only: the blocking client must not need anyio.
 """
 
 from __future__ import annotations
@@ -12,13 +14,70 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ._events import Error, Message
+from ._frame import SUPPORTED_VERSIONS
 
-__all__ = ["ConnectionLost", "MessageView", "ReconnectPolicy", "StompError"]
+__all__ = [
+    "ACK_MODES",
+    "AckMode",
+    "ConnectionLost",
+    "HeadersArg",
+    "MessageView",
+    "ReconnectPolicy",
+    "StompError",
+    "check_ack_mode",
+    "check_versions",
+    "header_pairs",
+]
+
+#: The acknowledgement modes of SUBSCRIBE (STOMP 1.2 section "SUBSCRIBE ack Header").
+AckMode = Literal["auto", "client", "client-individual"]
+ACK_MODES: tuple[AckMode, ...] = ("auto", "client", "client-individual")
+#: Extra headers: a mapping, or ``(name, value)`` pairs (for repeated names).
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+
+def header_pairs(headers: HeadersArg) -> tuple[tuple[str, str], ...]:
+    """``headers`` as the core's tuple of pairs (a mapping in its order).
+
+    A mapping's keys and values are converted with ``str()``, as stomp.py does
+    (``{"priority": 9}`` sends ``priority:9``; ``mypy`` still flags it); pairs
+    are taken as they are, and the core refuses any that is not ``(str, str)``.
+    """
+    if headers is None:
+        return ()
+    if isinstance(headers, Mapping):
+        return tuple((str(k), str(v)) for k, v in headers.items())
+    if isinstance(headers, (str, bytes)):
+        raise TypeError(
+            f"headers must be a mapping or (name, value) pairs, not {type(headers).__name__}"
+        )
+    return tuple(headers)
+
+
+def check_ack_mode(ack: str) -> None:
+    """Refuse an ``ack`` SUBSCRIBE does not define, naming the three that it does."""
+    if ack not in ACK_MODES:
+        raise ValueError(f"ack must be 'auto', 'client' or 'client-individual', not {ack!r}")
+
+
+def check_versions(versions: Sequence[str]) -> tuple[str, ...]:
+    """``versions`` as a tuple, refusing a bare str and versions STOMP does not have.
+
+    ``()`` stays allowed: a CONNECT without ``accept-version``, which is STOMP 1.0.
+    """
+    if isinstance(versions, str):
+        raise TypeError(f"versions must be a sequence such as ({versions!r},), not a str")
+    offered = tuple(versions)
+    if any(v not in SUPPORTED_VERSIONS for v in offered):
+        raise ValueError(
+            f"versions must be some of {', '.join(SUPPORTED_VERSIONS)}, not {offered!r}"
+        )
+    return offered
 
 
 class StompError(Exception):

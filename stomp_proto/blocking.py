@@ -51,9 +51,9 @@ import socket
 import ssl as _ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from . import (
@@ -80,7 +80,17 @@ from . import (
     Subscribe,
     Unsubscribe,
 )
-from ._clients import ConnectionLost, MessageView, ReconnectPolicy, StompError
+from ._clients import (
+    AckMode,
+    ConnectionLost,
+    HeadersArg,
+    MessageView,
+    ReconnectPolicy,
+    StompError,
+    check_ack_mode,
+    check_versions,
+    header_pairs,
+)
 
 __all__ = (
     "AckMode",
@@ -97,23 +107,11 @@ __all__ = (
 
 log = logging.getLogger("stomp_proto.blocking")
 
-#: The acknowledgement modes of SUBSCRIBE (STOMP 1.2 section "SUBSCRIBE ack Header").
-AckMode = Literal["auto", "client", "client-individual"]
-#: Extra headers: a mapping, or ``(name, value)`` pairs (for repeated names).
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: What a subscription with ``callback=`` calls, on the reader thread.
 Callback = Callable[["ReceivedMessage"], object]
 
 _READ_SIZE = 65536
 _T = TypeVar("_T")
-
-
-def _headers(headers: HeadersArg) -> tuple[tuple[str, str], ...]:
-    if headers is None:
-        return ()
-    if isinstance(headers, Mapping):
-        return tuple((str(k), str(v)) for k, v in headers.items())
-    return tuple((k, v) for k, v in headers)
 
 
 class _Waiter:
@@ -629,7 +627,7 @@ class Client:
         self.login, self.passcode = login, passcode
         # Over WebSocket the URL's host is no STOMP virtual host (as in the AnyIO client).
         self.vhost = vhost if vhost is not None else (None if host.startswith("ws") else host)
-        self.versions = tuple(versions)
+        self.versions = check_versions(versions)
         self.heart_beat = heart_beat
         self.grace = grace
         self.ssl = ssl
@@ -639,7 +637,7 @@ class Client:
         self.receipt_timeout = receipt_timeout
         self.reconnect = reconnect
         self.limits = limits or Limits()
-        self.extra_headers = _headers(headers)
+        self.extra_headers = header_pairs(headers)
         self.buffer = buffer
         self.clock = clock
         self.connected: Connected | None = None
@@ -1199,7 +1197,7 @@ class Client:
                 body=body,
                 content_type=content_type,
                 transaction=tx,
-                headers=_headers(headers),
+                headers=header_pairs(headers),
             ),
             receipt,
         )
@@ -1229,10 +1227,11 @@ class Client:
             receipt: wait for the broker to confirm the subscription.
             buffer: messages held before back-pressure (default: the client's).
         """
-        if ack not in ("auto", "client", "client-individual"):
-            raise ValueError(f"ack must be 'auto', 'client' or 'client-individual', not {ack!r}")
+        check_ack_mode(ack)
         sub_id = id or self._new_id("sub-")
-        event = Subscribe(destination=destination, id=sub_id, ack=ack, headers=_headers(headers))
+        event = Subscribe(
+            destination=destination, id=sub_id, ack=ack, headers=header_pairs(headers)
+        )
         sub = Subscription(self, event, self.buffer if buffer is None else buffer, callback)
         with self._lock:
             if sub_id in self._subscriptions:

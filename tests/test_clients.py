@@ -48,3 +48,35 @@ def test_message_view_shows_the_message() -> None:
     assert view.header("x-a") == "1" and view.header("missing", "d") == "d"
     assert ("subscription", "0") in view.headers
     assert repr(view) == "<ReceivedMessage 'm-1' on '/topic/t'>"
+
+
+def test_header_pairs_take_a_mapping_or_pairs() -> None:
+    import pytest
+
+    from stomp_proto._clients import header_pairs
+
+    assert header_pairs(None) == ()
+    assert header_pairs({"priority": "9", "x-a": "1"}) == (("priority", "9"), ("x-a", "1"))
+    assert header_pairs({"priority": 9}) == (("priority", "9"),)  # type: ignore[dict-item]
+    assert header_pairs([("x-tag", "a"), ("x-tag", "b")]) == (("x-tag", "a"), ("x-tag", "b"))
+    assert header_pairs(iter([("k", "v")])) == (("k", "v"),)
+    for wrong in ("k:v", b"k:v"):
+        with pytest.raises(TypeError, match="mapping or \\(name, value\\) pairs"):
+            header_pairs(wrong)  # type: ignore[arg-type]
+
+
+def test_ack_modes_and_versions_are_checked_with_their_names() -> None:
+    import pytest
+
+    from stomp_proto._clients import ACK_MODES, check_ack_mode, check_versions
+
+    for mode in ACK_MODES:
+        check_ack_mode(mode)
+    with pytest.raises(ValueError, match="'client-individual', not 'client_individual'"):
+        check_ack_mode("client_individual")
+    assert check_versions(["1.1", "1.2"]) == ("1.1", "1.2")
+    assert check_versions(()) == ()  # no accept-version: STOMP 1.0
+    with pytest.raises(TypeError, match=r"a sequence such as \('1.2',\), not a str"):
+        check_versions("1.2")
+    with pytest.raises(ValueError, match="some of 1.0, 1.1, 1.2, not"):
+        check_versions(("1.2", "2.0"))

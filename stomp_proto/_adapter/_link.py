@@ -9,8 +9,12 @@ the facade's callbacks: MESSAGE, RECEIPT; an ERROR frame ends the link as
 and writes what ``handle_timer`` returns); :meth:`Link.send` writes one event
 under the link's lock, so bytes leave in the order the core produced them.
 It returns why the connection ended, as an exception; it knows nothing of
-subscriptions, receipts or reconnecting (the facade in ``_client.py`` and the
-supervisor in ``_supervisor.py`` do).
+subscriptions, receipts or reconnecting (the facade, :mod:`stomp_proto.asyncio`,
+and the supervisor in ``_supervisor.py`` do).
+
+A write on a link that has ended, or whose transport fails, raises
+:class:`ConnectionLost` (never a bare AnyIO or socket error), and a failed
+write ends the link: part of a frame may be out, so the connection cannot go on.
 
 Back-pressure: while the facade's MESSAGE callback waits for room in a
 subscription's buffer, it clears :attr:`Link.reading`, and the ticker tells
@@ -23,7 +27,6 @@ from __future__ import annotations
 import math
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -36,6 +39,7 @@ from .. import (
     ConnectionClosed,
     Error,
     Event,
+    Limits,
     LocalProtocolError,
     Message,
     ProtocolError,
@@ -44,7 +48,7 @@ from .. import (
 from .._clients import ConnectionLost, StompError
 from ._transport import Transport, open_transport
 
-__all__ = ["ConnectionLost", "Link", "StompError"]
+__all__ = ["ConnectionLost", "Link", "StompError", "where"]
 
 
 #: What the reader hands a MESSAGE to: ``await on_message(link, message)``.
@@ -57,7 +61,12 @@ class Link:
     """One open connection of a client (made by :meth:`open`)."""
 
     def __init__(
-        self, conn: ClientConnection, transport: Transport, connected: Connected, epoch: int
+        self,
+        conn: ClientConnection,
+        transport: Transport,
+        connected: Connected,
+        epoch: int,
+        address: tuple[str, int] = ("", 0),
     ) -> None:
         self.conn = conn
         self.transport = transport
@@ -65,11 +74,20 @@ class Link:
         self.connected = connected
         #: Which connection of the client this is (1, 2, ... after reconnects).
         self.epoch = epoch
+        #: The ``(host, port)`` it was opened to (the host may be a ws:// URL).
+        self.address = address
         #: False while the reader waits for room in a subscription's buffer.
         self.reading = True
+        #: True once the link is over (failed, cancelled, or its run ended).
+        self.ended = False
         self._write_lock = anyio.Lock()
         self._scope = anyio.CancelScope()
         self._failure: BaseException | None = None
+
+    @property
+    def where(self) -> str:
+        """The address in words, for messages: ``host:port``, or the URL."""
+        return where(*self.address)
 
     @classmethod
     async def open(
@@ -80,7 +98,7 @@ class Link:
         *,
         epoch: int,
         grace: float,
-        limits: Any,
+        limits: Limits,
         ssl: bool | _ssl.SSLContext,
         server_hostname: str | None,
         timeout: float,
@@ -105,7 +123,7 @@ class Link:
             except BaseException:
                 await transport.aclose()
                 raise
-        return cls(conn, transport, connected, epoch)
+        return cls(conn, transport, connected, epoch, (host, port))
 
     async def send(self, event: Event) -> None:
         """Write ``event`` now, in order with every other write of this link.
@@ -114,26 +132,40 @@ class Link:
         connection in its ERROR state: the link then ends (``run`` returns a
         ConnectionLost) and the error is raised to the caller.
         """
+        if self.ended:
+            raise ConnectionLost(f"the connection to {self.where} has ended")
         async with self._write_lock:
+            if self.ended:
+                raise ConnectionLost(f"the connection to {self.where} has ended")
             try:
                 data = self.conn.send(event, anyio.current_time())
             except LocalProtocolError:
                 self.fail(ConnectionLost("a local protocol error ended the connection"))
                 raise
-            await self.transport.send(data)
+            try:
+                await self.transport.send(data)
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                lost = ConnectionLost(f"transport failed while sending: {exc!r}")
+                lost.__cause__ = exc
+                self.fail(lost)
+                raise lost from exc
 
     def fail(self, error: BaseException) -> None:
         """End the link with ``error`` (what :meth:`run` then returns)."""
         if self._failure is None:
             self._failure = error
+        self.ended = True
         self._scope.cancel()
 
     def cancel(self) -> None:
         """End the link quietly (:meth:`run` returns None): the client is closing."""
+        self.ended = True
         self._scope.cancel()
 
-    async def aclose(self) -> None:
-        await self.transport.aclose()
+    async def aclose(self, *, linger: float | None = None) -> None:
+        """Close the transport; ``linger`` bounds a WebSocket closing handshake."""
+        self.ended = True
+        await self.transport.aclose(linger=linger)
 
     async def run(self, on_message: OnMessage, on_receipt: OnReceipt) -> BaseException | None:
         """Run the reader and the ticker until the connection ends; close the transport.
@@ -154,6 +186,7 @@ class Link:
 
                 tg.start_soon(guard, self._ticker)
                 tg.start_soon(guard, lambda: self._reader(on_message, on_receipt))
+        self.ended = True
         await self.transport.aclose()
         if self._failure is not None:
             return self._failure
@@ -207,6 +240,11 @@ class Link:
                 data = conn.handle_timer(handled, reading=self.reading)
                 if data:
                     await self.transport.send(data)
+
+
+def where(host: str, port: int) -> str:
+    """``host:port`` in words, or ``host`` alone when it is a WebSocket URL."""
+    return host if host.startswith(("ws://", "wss://")) else f"{host}:{port}"
 
 
 async def _handshake(conn: ClientConnection, transport: Transport) -> Connected:

@@ -13,6 +13,11 @@ posted frames go out a batch at a time. The *timer* sleeps until the next
 deadline, the core's (heart-beats, a silent peer) or the session's own
 (CONNECT must arrive by ``connect_deadline``), and never waits for the writer,
 so no backlog can keep a dead client connected (issue 9, items 9, 10, 13).
+
+For the operator, each session records why it ended (:attr:`ServerSession.close_reason`,
+one of :data:`CLOSE_REASONS`, the first cause seen), the ERROR frame it sent if
+any, and how many frames of each kind went each way: plain counters, read by
+the broker's logs, stats line and metrics.
 """
 
 from __future__ import annotations
@@ -34,19 +39,39 @@ from .. import (
     Connect,
     Connected,
     ConnectionClosed,
+    Disconnect,
     Error,
     Event,
     Limits,
     LocalProtocolError,
+    Message,
     ProtocolError,
     RemoteProtocolError,
+    Send,
     ServerConnection,
     State,
 )
 from ._listener import Start, listen, server_log
 from ._transport import StreamTransport, Transport
+from ._wsstream import WebSocketStream
 
-__all__ = ["ServerSession", "serve"]
+__all__ = ["CLOSE_REASONS", "ServerSession", "serve"]
+
+#: Why a session ends, as :attr:`ServerSession.close_reason` says it; the
+#: adapter sets the first six, an application (the broker) the others.
+CLOSE_REASONS = (
+    "disconnect",  # the client sent DISCONNECT
+    "eof",  # the client closed the connection without DISCONNECT
+    "reset",  # the connection was reset (or a write to it failed)
+    "protocol-error",  # the client broke the protocol: the core's ERROR went out
+    "heart-beat-timeout",  # the client was silent past its heart-beat deadline
+    "connect-timeout",  # no CONNECT frame in time
+    "error",  # the application sent an ERROR (a refused frame)
+    "login-refused",  # the application refused the CONNECT
+    "slow-consumer",  # the application cut off a client that did not keep up
+    "shutdown",  # the server is stopping
+    "internal-error",  # the application's handler failed
+)
 
 #: Long writes go out in pieces of this size, each one a sign that the peer reads.
 _CHUNK = 256 * 1024
@@ -88,6 +113,7 @@ class ServerSession:
         *,
         connect_deadline: float | None = None,
         connect_timeout: float | None = None,
+        scheme: str | None = None,
     ) -> None:
         self.transport = transport
         self.conn = conn
@@ -117,6 +143,22 @@ class ServerSession:
         self._error_posted = False  # an ERROR is queued: it is the last frame
         self._tick_wake = anyio.Event()
         self._tick_wakeups = 0  # how often the timer woke up (tests count them)
+        self._scheme = scheme
+        #: Why the session ended (one of :data:`CLOSE_REASONS`), once known:
+        #: the first cause wins (an EOF after a DISCONNECT is a DISCONNECT).
+        #: An application may set it before it closes or aborts the session.
+        self.close_reason: str | None = None
+        #: The ERROR frame sent to the client, if one was (the core's for a
+        #: protocol error, or the application's).
+        self.error_frame: Error | None = None
+        # Frames by event class, each way; the commonest kind (SEND in,
+        # MESSAGE out) is a plain int, the cheapest count on the hot path.
+        self._received: dict[type[Event], int] = {}
+        self._sends = 0
+        self._sent: dict[type[Event], int] = {}
+        self._messages = 0
+        #: Bytes read from the transport.
+        self.received_bytes = 0
 
     @property
     def state(self) -> State:
@@ -129,6 +171,35 @@ class ServerSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def scheme(self) -> str:
+        """The transport, for logs: ``tcp``, ``tls``, ``ws`` or ``wss`` (or what
+        the session was created with, an ASGI server's ``scope["scheme"]``)."""
+        if self._scheme is None:
+            self._scheme = _scheme_of(self.transport)
+        return self._scheme
+
+    @property
+    def frames_received(self) -> dict[type[Event], int]:
+        """Event class -> how many the client sent (heart-beats included)."""
+        found = dict(self._received)
+        if self._sends:
+            found[Send] = self._sends
+        return found
+
+    @property
+    def frames_sent(self) -> dict[type[Event], int]:
+        """Event class -> how many were posted to the client."""
+        found = dict(self._sent)
+        if self._messages:
+            found[Message] = self._messages
+        return found
+
+    def ending(self, reason: str) -> None:
+        """Record ``reason`` as :attr:`close_reason` unless one is recorded already."""
+        if self.close_reason is None:
+            self.close_reason = reason
 
     @property
     def pending_bytes(self) -> int:
@@ -161,6 +232,11 @@ class ServerSession:
                     data = await self.transport.receive()
                 finally:
                     self._reading = False
+                if data:
+                    self.received_bytes += len(data)
+                elif self.close_reason is None:
+                    reset = getattr(self.transport, "reset", False)
+                    self.close_reason = "reset" if reset else "eof"
                 conn.receive_data(data, anyio.current_time())
                 continue
             if event is PAUSED:
@@ -168,11 +244,19 @@ class ServerSession:
                     await self._flush_and_close()
                     return ConnectionClosed()
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
-            if isinstance(event, Connect):
-                self.connect = event
+            kind = type(event)
+            if kind is Send:
+                self._sends += 1
+                return event
+            counts = self._received
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind is Connect:
+                self.connect = event  # type: ignore[assignment]
                 if self.connect_deadline is not None:
                     self._tick_wake.set()  # the CONNECT deadline is met
-            if isinstance(event, ConnectionClosed):
+            elif kind is Disconnect:
+                self.ending("disconnect")
+            elif kind is ConnectionClosed:
                 await self._flush_and_close()  # the last RECEIPT or ERROR goes out first
             return event
 
@@ -202,8 +286,15 @@ class ServerSession:
         # a heart-beat come early, never late.
         data = self.conn.send(event)
         kind = type(event)
+        if kind is Message:
+            self._messages += 1
+        else:
+            counts = self._sent
+            counts[kind] = counts.get(kind, 0) + 1
         if kind is Error:
             self._error_posted = True
+            self.error_frame = event  # type: ignore[assignment]
+            self.ending("error")
         elif kind is Connected:
             self._tick_wake.set()  # heart-beats start now, not at the next poll
         self._outbox.append(data)
@@ -239,6 +330,7 @@ class ServerSession:
         # and a cycle would keep every failed session until the cycle collector
         # runs (issue 9 item 12).
         self.error = exc.with_traceback(None)
+        self.ending("protocol-error")  # unless the stream had ended: then it is an EOF
         server_log("protocol error", logging.WARNING, "protocol error from %s: %s", self.peer, exc)
         if not self._closed:
             with contextlib.suppress(LocalProtocolError):
@@ -287,6 +379,7 @@ class ServerSession:
     async def _connect_expired(self) -> None:
         timeout = self._connect_timeout
         text = "no CONNECT" if timeout is None else f"no CONNECT within {timeout:g} s"
+        self.ending("connect-timeout")
         server_log("connect timeout", logging.INFO, "%s from %s", text, self.peer)
         await self.abort(Error(message=text, content_type="text/plain", body=text.encode()))
 
@@ -322,6 +415,8 @@ class ServerSession:
                     if not self._reading:
                         self._progress()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                if not self._closed:
+                    self.ending("reset")
                 await self.close()
                 return
             finally:
@@ -391,6 +486,7 @@ class ServerSession:
                 beat = conn.handle_timer(handled, reading=self._reading or self._writing)
             except RemoteProtocolError as exc:
                 self.error = exc.with_traceback(None)  # no cycle through the frames
+                self.ending("heart-beat-timeout")
                 server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
                 await self.abort(timeout=_DROP_TIMEOUT)
                 return
@@ -407,6 +503,7 @@ class ServerSession:
                 await handler(self)
                 await self.drain()
             except Exception:  # one broken session must not take the listener down
+                self.ending("internal-error")
                 server_log(
                     f"handler {handler!r}",
                     logging.ERROR,
@@ -421,6 +518,21 @@ class ServerSession:
 
 
 Handler = Callable[[ServerSession], Awaitable[None]]
+
+
+def _scheme_of(transport: Transport) -> str:
+    named = getattr(transport, "scheme", None)
+    if isinstance(named, str):
+        return named
+    from anyio.streams.tls import TLSAttribute
+
+    stream = getattr(transport, "stream", None)
+    tls = stream is not None and stream.extra(TLSAttribute.ssl_object, None) is not None
+    # A transport of one frame per message is a WebSocket (ours, or an ASGI
+    # server's: one that knows better has a ``scheme``).
+    if isinstance(transport, WebSocketStream) or not transport.joins_writes:
+        return "wss" if tls else "ws"
+    return "tls" if tls else "tcp"
 
 
 async def serve(

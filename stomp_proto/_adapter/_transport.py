@@ -59,6 +59,8 @@ class StreamTransport:
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
+        #: True once a read found the connection reset (not a clean EOF).
+        self.reset = False
 
     async def send(self, data: bytes) -> None:
         await self.stream.send(data)
@@ -66,7 +68,10 @@ class StreamTransport:
     async def receive(self) -> bytes:
         try:
             return await self.stream.receive(_READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except anyio.BrokenResourceError:
+            self.reset = True
+            return b""
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return b""
 
     async def aclose(self, *, error: bool = False, linger: float | None = None) -> None:

@@ -123,6 +123,8 @@ async def accept_websocket(
             events = list(ws.events())
         except RemoteProtocolError as exc:  # not HTTP, or not a WebSocket upgrade
             with contextlib.suppress(Exception):
+                if http is not None and head.startswith(b"POST ") and hasattr(http, "post"):
+                    head = await _read_body(stream, head)
                 response = _plain_http(head, http) if http is not None else None
                 if response is not None:
                     await stream.send(response)
@@ -155,27 +157,72 @@ async def accept_websocket(
 
 
 #: ``http(target) -> (status, headers, body)`` or None (404): plain HTTP GETs
-#: on a WebSocket listener (a page that opens the WebSocket, its scripts).
+#: on a WebSocket listener (a page that opens the WebSocket, its scripts). A
+#: handler with a ``post(target, body)`` method of the same answers also gets
+#: the POSTs (a body of at most 64 KiB, sized by Content-Length).
 HttpHandler = Callable[[str], tuple[int, Sequence[tuple[str, str]], bytes] | None]
 _MAX_HTTP_HEAD = 16384
+_MAX_HTTP_BODY = 65536
 _REASONS = {
     200: "OK",
     301: "Moved Permanently",
     302: "Found",
     304: "Not Modified",
+    400: "Bad Request",
     404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    426: "Upgrade Required",
 }
 
 
+async def _read_body(stream: anyio.abc.ByteStream, head: bytes) -> bytes:
+    """``head`` and the rest of the request's body, as its Content-Length
+    says (none beyond :data:`_MAX_HTTP_BODY`: the handler never sees it)."""
+    while True:
+        top, blank, body = head.partition(b"\r\n\r\n")
+        if blank:
+            length = _content_length(top)
+            if length is None or length > _MAX_HTTP_BODY or len(body) >= length:
+                return head
+        elif len(head) > _MAX_HTTP_HEAD:
+            return head
+        try:
+            head += await stream.receive(_READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return head
+
+
+def _content_length(top: bytes) -> int | None:
+    for line in top.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value) if value.strip().isdigit() else None
+    return 0
+
+
 def _plain_http(head: bytes, http: HttpHandler) -> bytes | None:
-    """The response to a plain (non-upgrade) GET/HEAD request, or None if it is not one."""
+    """The response to a plain (non-upgrade) GET/HEAD request (or a POST, for
+    a handler with ``post``), or None if it is not one."""
     line, _, _ = head.partition(b"\r\n")
     parts = line.split(b" ")
-    if len(parts) != 3 or parts[0] not in (b"GET", b"HEAD") or not parts[2].startswith(b"HTTP/1."):
+    post = getattr(http, "post", None) if parts[0] == b"POST" else None
+    methods = (b"GET", b"HEAD", b"POST") if post is not None else (b"GET", b"HEAD")
+    if len(parts) != 3 or parts[0] not in methods or not parts[2].startswith(b"HTTP/1."):
         return None
     target = parts[1].decode("latin-1")
     try:
-        answer = http(target)
+        if post is None:
+            answer = http(target)
+        else:
+            top, _, body = head.partition(b"\r\n\r\n")
+            length = _content_length(top)
+            if length is None or length > _MAX_HTTP_BODY:
+                answer = (413, [("content-type", "text/plain")], b"body too large")
+            elif len(body) < length:
+                answer = (400, [("content-type", "text/plain")], b"incomplete body")
+            else:
+                answer = post(target, body[:length])
     except Exception:
         server_log(
             "http handler", logging.ERROR, "HTTP handler failed for %r", target[:200], exc_info=True
@@ -187,7 +234,7 @@ def _plain_http(head: bytes, http: HttpHandler) -> bytes | None:
     out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}".encode()]
     out += [f"{k}: {v}".encode("latin-1") for k, v in headers]
     out += [f"content-length: {len(body)}".encode(), b"connection: close", b"", b""]
-    return b"\r\n".join(out) + (body if parts[0] == b"GET" else b"")
+    return b"\r\n".join(out) + (body if parts[0] != b"HEAD" else b"")
 
 
 async def serve_websocket(

@@ -72,6 +72,8 @@ class WebSocketStream:
         self.close_code = NORMAL_CLOSURE
         #: Why the connection failed at the WebSocket level, when it did.
         self.framing_error: int | None = None
+        #: True once a read found the TCP connection reset (not a clean EOF).
+        self.reset = False
         self._pending: deque[bytes] = deque()
         self._message_size = 0
         self._done = False  # no more input: the peer closed, or we decided to close
@@ -90,7 +92,10 @@ class WebSocketStream:
         self._receiving = True
         try:
             return await self.stream.receive(_READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except anyio.BrokenResourceError:
+            self.reset = True
+            return b""
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return b""
         finally:
             self._receiving = False

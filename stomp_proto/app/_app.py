@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ import anyio.to_thread
 from .. import Connect, Event, Receipt, Send
 from ..broker import (
     Broker,
+    Entry,
     Post,
     QueueRoute,
     Route,
@@ -111,6 +113,8 @@ class _Mapping:
     send_to: str | None = None
     send_to_user: str | None = None
     broadcast: bool = True
+    #: The handler's full destination pattern, its name in the metrics.
+    name: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -207,7 +211,14 @@ class StompApp:
 
         def register(handler: F) -> F:
             self._messages.append(
-                _Mapping(PathTemplate(path), handler, send_to, send_to_user, broadcast)
+                _Mapping(
+                    PathTemplate(path),
+                    handler,
+                    send_to,
+                    send_to_user,
+                    broadcast,
+                    name=self.app_prefix + path,
+                )
             )
             return handler
 
@@ -218,7 +229,9 @@ class StompApp:
         return value sent straight to that subscription (``@SubscribeMapping``)."""
 
         def register(handler: F) -> F:
-            self._subscriptions.append(_Mapping(PathTemplate(path), handler))
+            self._subscriptions.append(
+                _Mapping(PathTemplate(path), handler, name=self.app_prefix + path)
+            )
             return handler
 
         return register
@@ -312,11 +325,12 @@ class StompApp:
             users = self.users
 
             def authenticate(connect: Connect) -> object:
-                if connect.login is not None and users.get(connect.login) == connect.passcode:
+                # An unknown login is refused even without a passcode.
+                if connect.login in users and users[connect.login] == connect.passcode:
                     return connect.login
                 return None
 
-        return Broker(
+        broker = Broker(
             routes=routes,
             authenticate=authenticate,
             authorize=self._authorize,
@@ -325,6 +339,9 @@ class StompApp:
             outbound=[*self.outbound_interceptors, *options.pop("outbound", ())],
             **options,
         )
+        if broker.relay is not None:  # user destinations reach every node
+            self.user_route.bridge = broker.relay.bridge_users(self.user_route)
+        return broker
 
     async def _started(self, broker: Broker) -> None:
         self._broker = broker
@@ -389,10 +406,22 @@ class StompApp:
         only: Session | None,
     ) -> int:
         router = broker.router
-        entry = router._make_entry(self.user_prefix + destination, body, ctype, headers)
+        entry = self._user_entry(router, destination, body, ctype, headers)
         posts = self.user_route.to_user(user, destination, entry, only=only)
         router.emit(posts)
         return len(posts)
+
+    def _user_entry(
+        self,
+        router: Router,
+        destination: str,
+        body: bytes,
+        ctype: str | None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> Entry:
+        """A message for a user destination, counted in the router's messages in."""
+        router.messages_in[self.user_route.prefix] += 1
+        return router._make_entry(self.user_prefix + destination, body, ctype, headers)
 
     # -- the routes call these ---------------------------------------------------------
 
@@ -427,6 +456,8 @@ class StompApp:
     async def _drain(self, sid: str, worker: _Worker) -> None:
         try:
             while worker.queue:
+                if self._broker is None or self._broker._thread is None:
+                    return  # the broker stopped while a handler ran: the rest is dropped
                 mapping, session, event, path = worker.queue.popleft()
                 found = mapping.template.match(path)
                 message = self._message(session, event.destination, path, found or {}, event)
@@ -472,12 +503,16 @@ class StompApp:
         broker = self.running
         router = broker.router
         posts: list[Post] = []
+        timing = broker._counters.handler("message", mapping.name)
+        started = time.perf_counter()
         try:
             result = await self._call(mapping.handler, message)
             router.now = anyio.current_time()  # user backlogs measure from the reply
         except Exception as exc:
+            timing.observe(time.perf_counter() - started, True)
             posts += await self._failed(exc, session, message, broker)
         else:
+            timing.observe(time.perf_counter() - started, False)
             if result is not None:
                 posts += self._route_result(mapping, session, message, result, router)
         if receipt is not None:
@@ -495,7 +530,7 @@ class StompApp:
         body, ctype = encode(result)
         if mapping.send_to_user is not None:
             user = session.user or session.sid
-            entry = router._make_entry(self.user_prefix + mapping.send_to_user, body, ctype, ())
+            entry = self._user_entry(router, mapping.send_to_user, body, ctype)
             only = None if mapping.broadcast else session
             return self.user_route.to_user(user, mapping.send_to_user, entry, only=only)
         destination = mapping.send_to or ("/topic" + message.path)
@@ -528,7 +563,7 @@ class StompApp:
             return []
         router = broker.router
         body, ctype = encode(reply)
-        entry = router._make_entry(self.user_prefix + self.errors_destination, body, ctype, ())
+        entry = self._user_entry(router, self.errors_destination, body, ctype)
         return self.user_route.to_user(
             session.user or session.sid, self.errors_destination, entry, only=session
         )
@@ -546,11 +581,15 @@ class StompApp:
     ) -> None:
         broker = self.running
         router = broker.router
+        timing = broker._counters.handler("subscribe", mapping.name)
+        started = time.perf_counter()
         try:
             result = await self._call(mapping.handler, message)
         except Exception as exc:
+            timing.observe(time.perf_counter() - started, True)
             router.emit(await self._failed(exc, sub.session, message, broker))
             return
+        timing.observe(time.perf_counter() - started, False)
         if result is None or sub.session.ended or not sub.active:
             return
         body, ctype = encode(result)

@@ -18,7 +18,10 @@ router knows they exist.
   Keyed by user, not by session (unlike Spring, whose per-session queue
   names lose what was sent while a user reconnects): while the user has no
   such subscription, messages wait in a bounded backlog with a time to live,
-  delivered when one appears.
+  delivered when one appears. Behind a relay (several nodes, one upstream
+  broker), a *bridge* carries each message to the user's sessions on the
+  other nodes (see :meth:`Relay.bridge_users
+  <stomp_proto.broker.Relay.bridge_users>`); the backlog is each node's own.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .. import Send
 from ..broker import Entry, Post, Refusal, Router, Session, Subscription
@@ -146,6 +149,16 @@ class AppRoute:
         return []
 
 
+class _Bridge(Protocol):
+    """What carries user messages to the other nodes (a relay's bridge)."""
+
+    def watch(self, user: str, session: Session) -> None: ...
+
+    def unwatch(self, user: str) -> None: ...
+
+    def publish(self, user: str, path: str, entry: Entry) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class _Backlog:
     items: deque[tuple[Entry, float]] = field(default_factory=deque)
@@ -176,6 +189,9 @@ class UserRoute:
         self.router: Router | None = None
         #: Messages dropped from a full backlog or expired, for stats.
         self.expired = 0
+        #: What carries user messages to the other nodes behind a relay, or None:
+        #: told of each ``/user`` subscription of a named user, and of its end.
+        self.bridge: _Bridge | None = None
 
     def bind(self, router: Router) -> None:
         self.router = router
@@ -213,11 +229,19 @@ class UserRoute:
         entry: Entry,
         *,
         only: Session | None = None,
+        local: bool = False,
     ) -> list[Post]:
         """Deliver ``entry`` to ``user``'s subscriptions of ``/user`` + ``path``
-        (only ``only``'s, if given); kept in the backlog if there are none."""
+        (only ``only``'s, if given); kept in the backlog if there are none.
+        With a bridge, a message for all of the user's sessions goes to the
+        other nodes too (``local``: it came from one)."""
         router = self.router
         assert router is not None
+        bridge = self.bridge
+        if bridge is not None and only is None and not local:
+            anonymous = router.sessions.get(user)  # a session id: this node's only
+            if anonymous is None or anonymous.user is not None:
+                bridge.publish(user, path, entry)
         shown = self.prefix[:-1] + path
         if entry.destination != shown:
             entry = Entry(
@@ -270,6 +294,8 @@ class UserRoute:
         user = sub.session.user or sub.session.sid  # anonymous: the session is the user
         path = "/" + sub.destination[len(self.prefix) :]
         self.subs.setdefault((user, path), []).append(sub)
+        if self.bridge is not None and sub.session.user is not None:
+            self.bridge.watch(user, sub.session)
         backlog = self.backlogs.pop((user, path), None)
         if backlog is None:
             return []
@@ -290,6 +316,8 @@ class UserRoute:
             subs.remove(sub)
             if not subs:
                 del self.subs[key]
+        if self.bridge is not None and sub.session.user is not None:
+            self.bridge.unwatch(sub.session.user)
 
     def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
         return []

@@ -6,11 +6,13 @@ receipts, budgets), and the :class:`Broker` runtime that performs what the
 router decides over the adapter's listeners and sessions. See the docs'
 broker guide for the destination grammar, acknowledgement and redelivery
 rules, limits, and how it differs from Spring's simple broker and from
-RabbitMQ, and the architecture page for the plug points.
+RabbitMQ, and the architecture page for the plug points; "Scaling out" for
+the :class:`Relay` to an upstream RabbitMQ or ActiveMQ.
 """
 
 from ._broker import Authenticator, Broker
 from ._patterns import SubscriptionIndex, compile_pattern
+from ._relay import Relay, RelayAvailability, RelayRoute, Upstream
 from ._router import (
     Authorizer,
     Entry,
@@ -51,6 +53,9 @@ __all__ = (
     "QueueRoute",
     "QueueStore",
     "Refusal",
+    "Relay",
+    "RelayAvailability",
+    "RelayRoute",
     "Remove",
     "Route",
     "Router",
@@ -64,5 +69,6 @@ __all__ = (
     "SubscriptionIndex",
     "TopicRoute",
     "Unbind",
+    "Upstream",
     "compile_pattern",
 )

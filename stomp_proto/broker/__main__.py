@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import signal
 import ssl
@@ -18,6 +19,7 @@ from .. import Limits
 if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 from ._broker import Broker
+from ._relay import Relay, Upstream
 from ._sqlite import SQLiteStore
 
 log = logging.getLogger("stomp_proto.broker")
@@ -31,11 +33,35 @@ def _address(text: str) -> tuple[str, int, str]:
     return host.strip("[]"), int(port), "/" + path if slash else ""
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, port, path = _address(text)
+    if path:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0: none), got {text!r}")
+    return seconds
+
+
 def _user(text: str) -> tuple[str, str]:
     login, colon, passcode = text.partition(":")
     if not colon or not login:
         raise argparse.ArgumentTypeError(f"expected LOGIN:PASSCODE, got {text!r}")
     return login, passcode
+
+
+def _upstream(text: str) -> Upstream:
+    try:
+        return Upstream.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -169,6 +195,51 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="messages one queue or durable subscription may hold waiting (default 1000000)",
     )
+    p.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=1800.0,
+        metavar="SECONDS",
+        help="log a stats line (logger stomp_proto.broker.stats) this often; 0: never "
+        "(default 1800, Spring's 30 minutes)",
+    )
+    p.add_argument(
+        "--metrics",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics "
+        "(needs pip install 'stomp-proto[metrics]')",
+    )
+    relay = p.add_argument_group(
+        "relay", "hand /topic and /queue to an upstream RabbitMQ or ActiveMQ (docs: Scaling out)"
+    )
+    relay.add_argument(
+        "--relay",
+        action="append",
+        type=_upstream,
+        metavar="stomp://LOGIN:PASSCODE@HOST:PORT[/vhost]",
+        help="the upstream broker (repeatable: the addresses are tried in turn; "
+        "stomps:// for TLS, verified)",
+    )
+    relay.add_argument(
+        "--relay-connections",
+        type=int,
+        default=2,
+        metavar="N",
+        help="upstream connections for client sessions, besides the system one (default 2)",
+    )
+    relay.add_argument(
+        "--relay-send-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a SEND may wait for the upstream to confirm it, then ERROR (default 10)",
+    )
+    relay.add_argument(
+        "--relay-ca",
+        metavar="FILE",
+        help="PEM CA certificates to verify stomps:// upstreams with (default: the system's)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
@@ -203,6 +274,9 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         max_queue_bytes=args.max_queue_bytes,
         max_transaction_bytes=args.max_transaction_bytes,
         max_memory_bytes=args.max_memory_bytes,
+        stats_interval=args.stats_interval,
+        metrics=args.metrics,
+        relay=_relay(args),
         **_store_options(args),
     )
 
@@ -211,11 +285,46 @@ def _store_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Broker keyword arguments of the ``--store`` options."""
     if not args.store:
         return {"max_queue_messages": args.max_queue_messages}
+    if args.relay:
+        raise SystemExit(
+            "stomp-proto: --store and --relay do not go together: with a relay, the "
+            "upstream broker keeps the /topic and /queue messages"
+        )
     return {
         "store": SQLiteStore(args.store, synchronous=args.store_sync),
         "max_store_bytes": args.max_store_bytes,
         "max_queue_messages": args.max_queue_messages,
     }
+
+
+def _relay(args: argparse.Namespace) -> Relay | None:
+    if not args.relay:
+        return None
+    if args.relay_connections < 1:
+        raise SystemExit("stomp-proto: --relay-connections must be at least 1")
+    context = None
+    if args.relay_ca:
+        try:
+            context = ssl.create_default_context(cafile=args.relay_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"stomp-proto: --relay-ca {args.relay_ca}: {exc}") from None
+    return Relay(
+        args.relay,
+        connections=args.relay_connections,
+        send_timeout=args.relay_send_timeout,
+        ssl=context,
+    )
+
+
+def _metrics_missing(args: argparse.Namespace, prog: str) -> bool:
+    """``--metrics`` without prometheus_client: one line naming the install."""
+    if args.metrics is not None and importlib.util.find_spec("prometheus_client") is None:
+        print(
+            f"{prog} --metrics needs prometheus_client: pip install 'stomp-proto[metrics]'",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 async def run(broker: Broker) -> None:
@@ -256,6 +365,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if _metrics_missing(args, "stomp-proto broker"):
+        return 1
     return serve_until_signalled(build(args), args.log_level)
 
 
@@ -300,6 +411,8 @@ def load_app(spec: str) -> Any:
 def run_app(argv: Sequence[str] | None = None) -> int:
     """``stomp-proto run MODULE:ATTR [broker options]``."""
     args = run_parser().parse_args(argv)
+    if _metrics_missing(args, "stomp-proto run"):
+        return 1
     app = load_app(args.app)
     return serve_until_signalled(app.broker(**options(args)), args.log_level)
 

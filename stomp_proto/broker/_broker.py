@@ -22,6 +22,12 @@ is written, then it is resumed; with ``"disconnect"`` a client that misses a
 topic copy, or whose backlog does not drain below the limit within
 ``slow_consumer_timeout``, gets an ERROR and is closed at once, its backlog
 discarded and its queue messages given to others.
+
+Operability (``_stats.py``, ``metrics.py``): one log line per connection
+accepted, login accepted or refused and connection closed (with its cause,
+from the session's :attr:`~stomp_proto.asyncio.ServerSession.close_reason`),
+rate-limited; a stats line every ``stats_interval`` seconds; and Prometheus
+metrics read from the same counters at scrape time.
 """
 
 from __future__ import annotations
@@ -32,18 +38,21 @@ import itertools
 import logging
 import os
 import ssl as _ssl
+import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 from .. import (
     Connect,
@@ -51,14 +60,34 @@ from .. import (
     Event,
     Limits,
     LocalProtocolError,
+    Send,
     State,
     __version__,
 )
 from .._adapter import ServerSession, serve, serve_websocket
+from .._adapter._log import RateLimitedLog
+from .._adapter._transport import Transport
 from .._adapter._websocket import HttpHandler
+from ._relay import Relay, Upstream, relay_from, replace_routes
+from ._relay_io import relay_room, run_relay
 from ._router import Authorizer, Post, Route, Router, Session
+from ._stats import (
+    BY_CLIENT,
+    NORMAL_CLOSES,
+    Counters,
+    connection_log,
+    fields,
+    peer_text,
+    stats_line,
+    stats_log,
+)
 from ._store import Store
 from ._store_runner import StoreRunner, open_store
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .metrics import ASGIApp, BrokerCollector
 
 __all__ = ["Authenticator", "Broker"]
 
@@ -72,30 +101,6 @@ Authenticator = Callable[[Connect], object]
 #: written when it ends, before the connection is closed regardless.
 _FLUSH_TIMEOUT = 5.0
 _NEVER = 1 << 62  # a mark no write reaches: the frame was never posted
-
-
-class _LogLimit:
-    """At most ``burst`` lines per cause per ``period`` seconds, then a count."""
-
-    def __init__(self, burst: int = 5, period: float = 10.0) -> None:
-        self.burst = burst
-        self.period = period
-        self._seen: dict[str, list[float]] = {}
-
-    def __call__(self, cause: str, level: int, message: str, *args: object) -> None:
-        now = time.monotonic()
-        state = self._seen.get(cause)
-        if state is None or now - state[0] >= self.period:
-            if state is not None and state[2]:
-                log.log(level, "%s: %d more such lines suppressed", cause, int(state[2]))
-            if len(self._seen) > 1000:
-                self._seen.clear()
-            state = self._seen[cause] = [now, 0.0, 0.0]
-        if state[1] < self.burst:
-            state[1] += 1
-            log.log(level, message, *args)
-        else:
-            state[2] += 1
 
 
 @dataclass(eq=False)
@@ -156,6 +161,14 @@ class Broker:
             hold waiting; a SEND beyond it gets ERROR.
         max_durable_subscriptions: with a store: durable topic subscriptions
             kept, beyond which a new one gets ERROR.
+        stats_interval: seconds between two stats lines (logger
+            ``stomp_proto.broker.stats``); 0 or None: none.
+        metrics: ``(host, port)`` to serve Prometheus metrics on
+            (``GET /metrics``; needs the ``metrics`` extra), or None.
+        relay: hand ``/topic`` and ``/queue`` to an upstream broker (RabbitMQ,
+            ActiveMQ): a :class:`~stomp_proto.broker.Relay`, or its upstream
+            addresses (``stomp://LOGIN:PASSCODE@HOST:PORT[/vhost]``, tried in
+            turn) for one with the defaults (see the docs' "Scaling out").
     """
 
     def __init__(
@@ -187,9 +200,25 @@ class Broker:
         max_store_bytes: int = 1 << 30,
         max_queue_messages: int = 1_000_000,
         max_durable_subscriptions: int = 10_000,
+        stats_interval: float | None = 1800.0,
+        metrics: tuple[str, int] | None = None,
+        relay: Relay | Sequence[str | Upstream] | str | None = None,
     ) -> None:
         if slow_consumer not in ("drop", "disconnect"):
             raise ValueError("slow_consumer must be 'drop' or 'disconnect'")
+        if stats_interval is not None and not stats_interval >= 0:  # NaN too
+            raise ValueError("stats_interval must be 0 (none) or a number of seconds")
+        if metrics is not None:
+            from . import metrics as _needs_prometheus_client  # noqa: F401  # fail now, not later
+        if store is not None and relay is not None:
+            raise ValueError(
+                "store= and relay= do not go together: with a relay, the upstream broker "
+                "keeps the /topic and /queue messages"
+            )
+        #: The relay to the upstream broker, or None.
+        self.relay = relay_from(relay)
+        if self.relay is not None:
+            routes = replace_routes(self.relay, routes)
         self.tcp = list(tcp)
         self.ws = list(ws)
         self.users = users
@@ -232,7 +261,17 @@ class Broker:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections = 0
         self._stopping = False
-        self._log = _LogLimit()
+        self._log = RateLimitedLog(log)
+        self._counters = Counters()
+        #: Connections being served, by session id (logged in or not yet).
+        self._open: dict[str, ServerSession] = {}
+        #: Seconds between two stats lines (0 or None: none).
+        self.stats_interval = stats_interval
+        #: Where Prometheus metrics are served, if anywhere.
+        self.metrics = metrics
+        self._collector: BrokerCollector | None = None
+        self._own_registry: CollectorRegistry | None = None
+        self._registries: list[CollectorRegistry] = []  # the collector is registered on
         self.on_start = list(on_start)
         self.http = http
         self.router.inbound.extend(inbound)
@@ -250,6 +289,9 @@ class Broker:
             await self._store.open()  # before any listener: StoreError if it cannot be used
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._stopping = False  # a broker stopped before may serve again
+            if self.relay is not None:
+                await tg.start(partial(run_relay, self.relay))
             self.addresses = []
             if self._store is not None:
                 tg.start_soon(self._store.run)  # it closes the store when the broker stops
@@ -261,44 +303,76 @@ class Broker:
                 "connect_timeout": self.connect_timeout,
             }
             for host, port in self.tcp:
-                bound = await tg.start(
-                    lambda task_status, h=host, p=port: serve(
-                        self._session, h, p, task_status=task_status, **options
-                    )
+                bound = await _listen(
+                    "STOMP",
+                    host,
+                    port,
+                    tg.start(
+                        lambda task_status, h=host, p=port: serve(
+                            self._session, h, p, task_status=task_status, **options
+                        )
+                    ),
                 )
                 self.addresses.append(("tcp", host, bound))
-                log.info("STOMP over TCP on %s:%d", host, bound)
+                log.info("STOMP over %s on %s:%d", "TLS" if self.ssl else "TCP", host, bound)
             for host, port, path in self.ws:
-                bound = await tg.start(
-                    partial(
-                        serve_websocket,
-                        self._session,
-                        host,
-                        port,
-                        path=path,
-                        http=self.http,
-                        **options,
-                    )
+                bound = await _listen(
+                    "WebSocket",
+                    host,
+                    port,
+                    tg.start(
+                        partial(
+                            serve_websocket,
+                            self._session,
+                            host,
+                            port,
+                            path=path,
+                            http=self.http,
+                            **options,
+                        )
+                    ),
                 )
                 self.addresses.append(("ws", host, bound))
-                log.info("STOMP over WebSocket on ws://%s:%d%s", host, bound, path)
+                scheme = "wss" if self.ssl else "ws"
+                log.info("STOMP over WebSocket on %s://%s:%d%s", scheme, host, bound, path)
+            if self.metrics is not None:
+                from .metrics import serve_metrics
+
+                host, port = self.metrics
+                bound = await _listen(
+                    "metrics", host, port, tg.start(serve_metrics, self.metrics_app(), host, port)
+                )
+                self.addresses.append(("metrics", host, bound))
+                log.info("Prometheus metrics on http://%s:%d/metrics", host, bound)
             self._token = anyio.lowlevel.current_token()
             self._thread = threading.get_ident()
             tg.start_soon(self._clock)
+            if self.stats_interval:
+                tg.start_soon(self._report, self.stats_interval)
             for hook in self.on_start:
                 await hook(self)
             task_status.started(self)
 
     async def __aenter__(self) -> Broker:
-        self._outer = anyio.create_task_group()
-        await self._outer.__aenter__()
+        outer = anyio.create_task_group()
+        await outer.__aenter__()
         try:
-            await self._outer.start(self.serve)
-        except BaseException as exc:  # a busy port, an unusable store: leave no task group open
-            self._outer.cancel_scope.cancel()
+            await outer.start(self.serve)
+        except BaseException as exc:
+            failure: BaseException = exc
+            # A listener that cannot start (a busy port): leave the task group
+            # here, so that no cancel scope of ours is left open in the caller's
+            # task (a FastAPI lifespan would fail on it), and raise the error.
+            self._thread = None
+            outer.cancel_scope.cancel()
             with contextlib.suppress(BaseException):
-                await self._outer.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+                await outer.__aexit__(None, None, None)
+            while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+                failure = failure.exceptions[0]  # the OSError of the one listener that failed
+            if failure is exc:
+                raise
+            raise failure from None
+        self._outer = outer
         return self
 
     async def __aexit__(
@@ -318,6 +392,10 @@ class Broker:
     async def stop(self) -> None:
         """Flush what is queued to each client, close every connection, stop listening."""
         self._stopping = True  # no new sessions from here on
+        for session in self._open.values():
+            session.ending("shutdown")
+        if self.stats_interval and self._thread is not None:
+            stats_log.info("%s", stats_line(self))  # the last word on this run
         with anyio.move_on_after(5, shield=True):
             for link in list(self._links.values()):
                 if self._store is not None:
@@ -335,6 +413,13 @@ class Broker:
         while True:
             router.now = anyio.current_time()
             await anyio.sleep(1.0)
+
+    async def _report(self, interval: float) -> None:
+        """The stats line every ``interval`` seconds (Spring's
+        ``WebSocketMessageBrokerStats``)."""
+        while True:
+            await anyio.sleep(interval)
+            stats_log.info("%s", stats_line(self))
 
     def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Run ``await function(*args)`` in the broker's task group, until it
@@ -394,8 +479,8 @@ class Broker:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: connections, sessions, published (accepted), delivered, dropped,
-        redelivered, requeued, refused, queued (waiting now) and memory (bytes
-        queued or held in transactions)."""
+        redelivered, requeued, refused, denied, queued (waiting now) and memory
+        (bytes queued or held in transactions)."""
         return {
             "connections": self._connections,
             "sessions": len(self._links),
@@ -404,24 +489,119 @@ class Broker:
             "memory": self.router.memory,
         }
 
+    def stats_line(self) -> str:
+        """The line the broker logs every ``stats_interval`` seconds: sessions,
+        closes by cause, frames by command, queues, drops (see the docs'
+        "Operating the broker")."""
+        return stats_line(self)
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def collector(self) -> BrokerCollector:
+        """This broker's Prometheus collector (one per broker), for a registry of
+        your own: ``REGISTRY.register(broker.collector())``. Needs the
+        ``metrics`` extra."""
+        if self._collector is None:
+            from .metrics import BrokerCollector
+
+            self._collector = BrokerCollector(self)
+        return self._collector
+
+    def metrics_app(self, registry: CollectorRegistry | None = None) -> ASGIApp:
+        """An ASGI application serving this broker's metrics (Prometheus text
+        format; ``prometheus_client.make_asgi_app``), to mount at ``/metrics`` in
+        any ASGI application. ``registry``: what to serve, with this broker's
+        collector registered on it once (default: a registry of the broker's
+        own, so that two brokers in one process never collide; pass
+        ``prometheus_client.REGISTRY`` to serve the process's other metrics too)."""
+        from .metrics import make_metrics_app
+
+        if registry is None:
+            if self._own_registry is None:
+                from prometheus_client import CollectorRegistry
+
+                self._own_registry = CollectorRegistry()
+            registry = self._own_registry
+        if not any(known is registry for known in self._registries):
+            registry.register(self.collector())
+            self._registries.append(registry)
+        return make_metrics_app(self, registry)
+
     # -- sessions --------------------------------------------------------------------------
 
     async def _session(self, session: ServerSession) -> None:
         if self._stopping:
             return
         self._connections += 1
+        # One id per connection, in every log line about it and in CONNECTED.
+        sid = f"session-{next(self._sids)}"
+        counters = self._counters
+        scheme = session.scheme
+        counters.connections[scheme] = counters.connections.get(scheme, 0) + 1
+        self._open[sid] = session
+        started = anyio.current_time()
+        counters.info(
+            "accepted",
+            logging.INFO,
+            "connection accepted %s",
+            fields((("session", sid), ("peer", peer_text(session.peer)), ("transport", scheme))),
+        )
+        link: _Link | None = None
+        try:
+            link = await self._login(session, sid)
+        except anyio.get_cancelled_exc_class():
+            session.ending("shutdown")
+            raise
+        except Exception:
+            session.ending("internal-error")  # the session's runner logs the traceback
+            raise
+        finally:
+            del self._open[sid]
+            reason = session.close_reason or "eof"
+            counters.ended(session, reason)
+            self._closed(session, sid, link, reason, anyio.current_time() - started)
+
+    async def _login(self, session: ServerSession, sid: str) -> _Link | None:
+        """Authenticate the CONNECT, then serve the session until it ends."""
         connect = await session.next_event()
         if not isinstance(connect, Connect):
-            return
+            return None  # closed first: no CONNECT in time, a protocol error, an EOF
+        if connection_log.isEnabledFor(logging.DEBUG):
+            connection_log.debug(
+                "connect %s",
+                fields(
+                    (
+                        ("session", sid),
+                        ("user", connect.login),
+                        ("host", connect.host),
+                        ("accept-version", ",".join(connect.accept_version or ("1.0",))),
+                        ("heart-beat", "{},{}".format(*connect.heart_beat)),
+                    )
+                ),
+            )
         principal: object = connect.login
         if self.authenticate is not None:
             principal = self.authenticate(connect)
             if inspect.isawaitable(principal):
                 principal = await principal
             if principal is None or principal is False:
+                session.ending("login-refused")
+                self._counters.warn(
+                    "login refused",
+                    logging.WARNING,
+                    "login refused %s",
+                    fields(
+                        (
+                            ("session", sid),
+                            ("peer", peer_text(session.peer)),
+                            ("transport", session.scheme),
+                            ("user", connect.login),
+                            ("reason", "unknown login or wrong passcode"),
+                        )
+                    ),
+                )
                 await session.reject("access refused", "unknown login or wrong passcode")
-                return
-        sid = f"session-{next(self._sids)}"
+                return None
         await session.accept(
             heart_beat=self.heart_beat, server=f"stomp-proto/{__version__}", session=sid
         )
@@ -436,15 +616,32 @@ class Broker:
         link = _Link(session, state)
         state.io = link
         self._links[sid] = link
+        self._counters.sessions += 1
+        self._counters.info(
+            "login",
+            logging.INFO,
+            "login accepted %s",
+            fields(
+                (
+                    ("session", sid),
+                    ("user", connect.login),
+                    ("version", session.version),
+                    ("heart-beat", "{},{}".format(*session.conn.heartbeat_intervals)),
+                )
+            ),
+        )
         try:
             router = self.router
             store = self._store
+            relay = self.relay
             async for event in session:
                 self._perform(router.handle(state, event))
                 if state.ended:
                     break
                 if store is not None and store.held(state) >= store.max_held:
                     await store.pace(state)  # far ahead of the disk: wait for it
+                if relay is not None and relay.congested and type(event) is Send:
+                    await relay_room(relay)  # unconfirmed SENDs pile up: push back
         finally:
             with anyio.CancelScope(shield=True):
                 # What was posted before the end (a RECEIPT, an ERROR, messages
@@ -458,6 +655,47 @@ class Broker:
                 del self._links[sid]
                 state.io = None
                 self._perform(self.router.close(state, written=written))
+        return link
+
+    def _closed(
+        self,
+        session: ServerSession,
+        sid: str,
+        link: _Link | None,
+        reason: str,
+        duration: float,
+    ) -> None:
+        """The connection's last line: who closed it, why, and what it did."""
+        pairs: list[tuple[str, object]] = [
+            ("session", sid),
+            ("peer", peer_text(session.peer)),
+            ("transport", session.scheme),
+        ]
+        if link is not None:
+            pairs.append(("user", link.state.user))
+        pairs += [("by", "client" if reason in BY_CLIENT else "server"), ("reason", reason)]
+        error = session.error_frame
+        if error is not None and reason != "login-refused":
+            pairs.append(("error", error.message))
+        elif session.error is not None:
+            pairs.append(("error", session.error))
+        if link is not None and link.state.dropped:
+            pairs.append(("dropped", link.state.dropped))
+        pairs += [
+            ("duration", f"{duration:.3f}s"),
+            ("frames_in", _frames(session.frames_received)),
+            ("frames_out", _frames(session.frames_sent)),
+            ("bytes_in", session.received_bytes),
+            ("bytes_out", session.posted_bytes - session.pending_bytes),
+        ]
+        if reason in NORMAL_CLOSES or reason == "login-refused":  # that one had its WARNING
+            self._counters.info(
+                f"closed {reason}", logging.INFO, "connection closed %s", fields(pairs)
+            )
+        else:
+            self._counters.warn(
+                f"closed {reason}", logging.WARNING, "connection closed %s", fields(pairs)
+            )
 
     def _perform(self, posts: list[Post]) -> None:
         """Post the router's frames, in order; then apply the slow-consumer policy."""
@@ -574,6 +812,7 @@ class Broker:
         if state.ended:
             return
         state.ended = True
+        link.session.ending("slow-consumer")
         error = Router.error(
             state, None, f"slow consumer: over {self.max_pending_bytes} bytes waiting ({why})"
         )
@@ -607,9 +846,53 @@ class Broker:
         if state.sid in self._links and not state.ended:
             self._perform(self.router.resume(state))
 
+    async def serve_transport(self, transport: Transport, peer: object = None) -> None:
+        """Serve one client over ``transport``, a connection accepted outside
+        the broker's listeners (the ASGI endpoint's WebSocket), until its
+        session ends: the same session, options and policies as a listener's.
+
+        ``transport`` has ``async send(data)``, ``async receive()`` (``b""``
+        at the end), ``async aclose(*, error=False, linger=None)`` and
+        ``joins_writes`` (False: one frame per ``send``); ``peer`` names the
+        client in logs. From the broker's event loop, while it runs
+        (RuntimeError otherwise).
+
+        .. versionadded:: 0.2
+        """
+        from .. import SUPPORTED_VERSIONS
+        from .._adapter._server import session_starter
+
+        if self._thread is None or self._tg is None:
+            raise RuntimeError("the broker is not running: start it first")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("serve_transport() is for the broker's event loop only")
+        options = (self.heart_beat, self.grace, self.limits, self.connect_timeout)
+        start = session_starter(self._session, SUPPORTED_VERSIONS, *options)
+        timeout = self.connect_timeout
+        await start(transport, peer, None if timeout is None else anyio.current_time() + timeout)
+
+
+def _frames(counted: dict[type[Event], int]) -> int:
+    """STOMP frames among ``counted`` (not heart-beats)."""
+    return sum(n for kind, n in counted.items() if kind.COMMAND)
+
+
+async def _listen(kind: str, host: str, port: int, started: Awaitable[int]) -> int:
+    """The port a listener bound; an OSError naming the address when it cannot
+    listen (a busy port: ``cannot listen for STOMP on 127.0.0.1:61613: Address
+    already in use``)."""
+    try:
+        return await started
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot listen for {kind} on {host}:{port}: {exc.strerror}"
+        ) from exc
+
 
 def _static_login(users: dict[str, str], connect: Connect) -> str | None:
     """The ``users`` table as an authenticator: the login is the principal."""
-    if connect.login is not None and users.get(connect.login) == connect.passcode:
+    # A login absent from the table is refused even without a passcode
+    # (users.get() would be None, like the missing passcode).
+    if connect.login in users and users[connect.login] == connect.passcode:
         return connect.login
     return None

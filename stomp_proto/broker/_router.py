@@ -37,7 +37,8 @@ What the router owns:
   backlog: the subscription is live by then).
 * **Accounting**: every accepted message is delivered, waiting, requeued,
   refused with an ERROR, or dropped by the slow-consumer policy and counted
-  (:attr:`Router.stats`, :attr:`Session.dropped`). Queued and held bytes count
+  (:attr:`Router.stats`, :attr:`Session.dropped`; per route,
+  :attr:`Router.messages_in` and :attr:`Router.messages_out`). Queued and held bytes count
   whole frames (headers too) against the queue, transaction and broker-wide
   budgets.
 
@@ -255,6 +256,16 @@ class Route(Protocol):
     def resume(self, sub: Subscription) -> list[Post]:
         """The subscription's session has room again."""
 
+    # Two optional methods, looked up with getattr, for a route whose
+    # messages live elsewhere (a relay to an upstream broker):
+    #
+    # settled(sub, event, records) -> list[Post]: an ACK or NACK (``event``)
+    # settled these ``(entry, queue, ack id)`` records of ``sub``.
+    #
+    # committed(session, transaction) -> list[Post]: a COMMIT has applied the
+    # transaction's frames (what the route received meanwhile was part of it:
+    # see Router.committing).
+
 
 class QueueStore(Protocol):
     """Where a queue's waiting messages live, in memory. (With a durable
@@ -376,9 +387,11 @@ class TopicRoute(_BaseRoute):
             if sub.selector is not None and not sub.selector(entry.header_map()):
                 continue
             if router.has_room(sub):
-                out.append(router.deliver(sub, entry, None, False))
+                out.append(router._message(sub, entry, None, False))
             else:
                 router.drop(sub)
+        if out:
+            router.messages_out[self.prefix] += len(out)  # once per publish, not per copy
         if durable:
             queues = router.queues
             assert queues is not None  # a binding needs one
@@ -640,7 +653,9 @@ class QueueRoute(_BaseRoute):
             while len(store) and router.has_room(sub):
                 entry, redelivered = store.popleft()
                 router.memory -= entry.size
-                out.append(router.deliver(sub, entry, queue.name, redelivered))
+                out.append(router._message(sub, entry, queue.name, redelivered))
+            if out:
+                router.messages_out[self.prefix] += len(out)
             return out
         while len(store) and consumers:
             count = len(consumers)
@@ -650,10 +665,12 @@ class QueueRoute(_BaseRoute):
                     queue.turn = (queue.turn + step + 1) % count
                     entry, redelivered = store.popleft()
                     router.memory -= entry.size
-                    out.append(router.deliver(sub, entry, queue.name, redelivered))
+                    out.append(router._message(sub, entry, queue.name, redelivered))
                     break
             else:
                 break  # nobody has room: the rest waits
+        if out:
+            router.messages_out[self.prefix] += len(out)
         return out
 
     def waiting(self) -> int:
@@ -760,6 +777,11 @@ class Router:
         self.outbound: list[Callable[[Session, Event], Event | None]] = []
         self.sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
+        #: Route prefix -> messages accepted for it (SENDs, application
+        #: publishes) and MESSAGE frames made from it: plain counters for the
+        #: broker's metrics, kept per route so that they cost nothing to read.
+        self.messages_in: dict[str, int] = {}
+        self.messages_out: dict[str, int] = {}
         self.routes: list[Route] = []
         self._route_cache: dict[str, Route] = {}
         self.topics: TopicRoute | None = None
@@ -781,10 +803,15 @@ class Router:
             "redelivered": 0,
             "refused": 0,
             "requeued": 0,
+            "denied": 0,
         }
         #: Where asynchronous deliveries go (:meth:`emit`); the runtime sets it.
         self.on_emit: Callable[[list[Post]], None] | None = None
         self._receipt_taken = False
+        self._frame: Event | None = None
+        #: The transaction a COMMIT is applying, while it applies it (None
+        #: otherwise): what a route receives meanwhile belongs to it.
+        self.committing: str | None = None
         #: Sessions that missed topic copies since the runtime last looked.
         self.dropping: set[Session] = set()
         self._handlers: dict[type[Event], Callable[[Session, Event], list[Post]]] = {
@@ -839,6 +866,8 @@ class Router:
         if any(r.prefix == route.prefix for r in self.routes):
             raise ValueError(f"a route for {route.prefix!r} exists already")
         route.bind(self)
+        self.messages_in.setdefault(route.prefix, 0)
+        self.messages_out.setdefault(route.prefix, 0)
         self._route_cache.clear()
         self.routes.append(route)
         self.routes.sort(key=lambda r: len(r.prefix), reverse=True)
@@ -979,6 +1008,7 @@ class Router:
                 handler = self._handlers.get(type(event))
                 if handler is None:
                     return []
+            self._frame = event
             out = handler(session, event)
         except (Refusal, OverflowError) as exc:
             self.stats["refused"] += 1
@@ -988,6 +1018,14 @@ class Router:
         if receipt is not None and type(event) is not Subscribe and not self._receipt_taken:
             out.insert(0, (session, event.make_receipt()))
         return out
+
+    def take_receipt(self) -> str | None:
+        """For a route, while the router applies a frame: the route will send
+        that frame's RECEIPT itself, later (a relay, once its upstream broker
+        confirmed the frame). Returns the receipt id, or None when the frame
+        asked for none."""
+        self._receipt_taken = True
+        return getattr(self._frame, "receipt", None)
 
     @staticmethod
     def error(session: Session, event: Event | None, message: str) -> Error:
@@ -1004,6 +1042,7 @@ class Router:
         if self.authorize is not None:
             why = self.authorize(session, event)
             if why is not None:
+                self.stats["denied"] += 1
                 destination = getattr(event, "destination", None)
                 raise Refusal(f"{event.COMMAND} to {str(destination)[:80]!r} denied: {why}")
 
@@ -1016,6 +1055,7 @@ class Router:
             return []
         if route.takes_receipts:
             self._receipt_taken = True
+            self.messages_in[route.prefix] += 1
             return route.receive(session, event)
         return self._publish(route, session, self._entry(event))
 
@@ -1053,11 +1093,10 @@ class Router:
         sub.selector = selector
         sub.durable = queue_name
         session.subscriptions[key] = sub
-        out: list[Post] = []
-        if event.receipt is not None:
+        out = route.subscribe(sub)
+        if event.receipt is not None and not self._receipt_taken:
             # The RECEIPT says the subscription is live: it goes before the backlog.
-            out.append((session, event.make_receipt()))
-        out += route.subscribe(sub)
+            out.insert(0, (session, event.make_receipt()))
         return out
 
     def _durable_subscription(
@@ -1150,17 +1189,29 @@ class Router:
         self._budget(sum(entry.size for _, entry in sends))
         out: list[Post] = []
         sent = iter(sends)
-        for held in tx.frames:
-            if type(held) is Send:
-                target = self._route_for(held.destination)
-                if target.takes_receipts:  # its RECEIPT went out when it was held
-                    out += target.receive(session, replace(held, transaction=None, receipt=None))
-                    continue
-                route, entry = next(sent)
-                self.stats["published"] += 1
-                out += route.send(session, entry)
-            else:
-                out += self._settle(session, held)  # type: ignore[arg-type]
+        self.committing = event.transaction
+        try:
+            for held in tx.frames:
+                if type(held) is Send:
+                    target = self._route_for(held.destination)
+                    if target.takes_receipts:  # its RECEIPT went out when it was held
+                        self.messages_in[target.prefix] += 1
+                        out += target.receive(
+                            session, replace(held, transaction=None, receipt=None)
+                        )
+                        continue
+                    route, entry = next(sent)
+                    self.stats["published"] += 1
+                    self.messages_in[route.prefix] += 1
+                    out += route.send(session, entry)
+                else:
+                    out += self._settle(session, held)  # type: ignore[arg-type]
+            for route in self.routes:
+                committed = getattr(route, "committed", None)
+                if committed is not None:
+                    out += committed(session, event.transaction)
+        finally:
+            self.committing = None
         return out
 
     def _on_abort(self, session: Session, event: Abort) -> list[Post]:
@@ -1220,6 +1271,7 @@ class Router:
         self._budget(entry.size)
         out = route.send(session, entry)
         self.stats["published"] += 1
+        self.messages_in[route.prefix] += 1
         return out
 
     def _budget(self, size: int) -> None:
@@ -1360,6 +1412,13 @@ class Router:
         self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
     ) -> Post:
         """The MESSAGE that hands ``entry`` to ``sub`` (from ``queue``, or a topic)."""
+        self.messages_out[sub.route.prefix] += 1
+        return self._message(sub, entry, queue, redelivered)
+
+    def _message(
+        self, sub: Subscription, entry: Entry, queue: str | None, redelivered: bool
+    ) -> Post:
+        """:meth:`deliver`, for the routes that count their deliveries in batches."""
         session = sub.session
         ack_id = None
         headers = entry.headers
@@ -1439,6 +1498,9 @@ class Router:
             for entry, _, _ in settled:
                 if entry.row:
                     self._unpersist(entry, session)
+        hook = getattr(sub.route, "settled", None)
+        if hook is not None:  # the messages live elsewhere (a relay): tell their route
+            out += hook(sub, event, settled)
         if sub.active:
             out += sub.route.resume(sub)  # it has room for more now
         return out

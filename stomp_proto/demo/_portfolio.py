@@ -20,6 +20,10 @@ Destinations:
   the updated position goes to the user's ``/user/queue/position-updates``
   (every session of that user); a trade that cannot be executed sends
   ``{"error": "..."}`` to the sending session's ``/user/queue/errors``.
+
+The prices are a :class:`Quotes`, shared with the web side (``_web.py``),
+whose ``POST /api/price`` sets one (Spring's ``@PostMapping`` publishing
+through the messaging template).
 """
 
 from __future__ import annotations
@@ -33,7 +37,16 @@ import anyio
 
 from stomp_proto.app import AppMessage, StompApp
 
-__all__ = ["HOLDINGS", "STOCKS", "USERS", "Portfolios", "TradeError", "create_app"]
+__all__ = [
+    "HOLDINGS",
+    "STOCKS",
+    "USERS",
+    "Portfolios",
+    "PriceError",
+    "Quotes",
+    "TradeError",
+    "create_app",
+]
 
 #: ticker -> (company, opening price)
 STOCKS: Mapping[str, tuple[str, float]] = {
@@ -53,6 +66,7 @@ HOLDINGS: Mapping[str, Mapping[str, int]] = {
     "paulson": {"GOOG": 5, "IBM": 23, "CSCO": 15},
 }
 MAX_SHARES = 1_000_000  # per trade
+MAX_PRICE = 1_000_000.0
 
 
 class TradeError(ValueError):
@@ -101,10 +115,57 @@ class Portfolios:
         }
 
 
-def create_app(*, interval: float = 0.5, seed: int | None = None) -> StompApp:
-    """A fresh portfolio application: prices every ``interval`` seconds."""
+class PriceError(ValueError):
+    """A price that cannot be set; ``field`` names what is wrong (``body``,
+    ``ticker`` or ``price``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Quotes:
+    """The current price of every ticker (no I/O: tested alone)."""
+
+    def __init__(self, stocks: Mapping[str, tuple[str, float]] = STOCKS) -> None:
+        self.prices = {ticker: price for ticker, (_, price) in stocks.items()}
+
+    def quote(self, ticker: str) -> dict[str, object]:
+        """What ``/topic/price.stock.TICKER`` carries: ``{"ticker", "price"}``."""
+        return {"ticker": ticker, "price": self.prices[ticker]}
+
+    def set_price(self, update: Any) -> dict[str, object]:
+        """Set a price from ``update`` (decoded JSON ``{"ticker", "price"}``,
+        the price in dollars, kept to the cent); the new quote, or
+        :class:`PriceError` naming the field that is wrong."""
+        if not isinstance(update, dict):
+            raise PriceError("body", 'a price is a JSON object: {"ticker": ..., "price": ...}')
+        ticker, price = update.get("ticker"), update.get("price")
+        if not isinstance(ticker, str) or ticker not in self.prices:
+            known = ", ".join(sorted(self.prices))
+            raise PriceError("ticker", f"unknown ticker {json.dumps(ticker)[:40]} (one of {known})")
+        if (
+            not isinstance(price, int | float)
+            or isinstance(price, bool)
+            or not 0 < price <= MAX_PRICE  # NaN fails this too
+            or round(price, 2) <= 0
+        ):
+            raise PriceError(
+                "price",
+                f"price must be a number of dollars from 0.01 to {MAX_PRICE:,.0f}, "
+                f"not {json.dumps(price)[:40]}",
+            )
+        self.prices[ticker] = round(float(price), 2)
+        return self.quote(ticker)
+
+
+def create_app(
+    *, interval: float = 0.5, seed: int | None = None, quotes: Quotes | None = None
+) -> StompApp:
+    """A fresh portfolio application: prices (``quotes``, default: the
+    opening prices) every ``interval`` seconds."""
     app = StompApp(users=USERS)  # any other login is refused
-    prices = {ticker: price for ticker, (_, price) in STOCKS.items()}
+    prices = (quotes if quotes is not None else Quotes()).prices
     book = Portfolios()
     walk = random.Random(seed)
 
@@ -123,7 +184,7 @@ def create_app(*, interval: float = 0.5, seed: int | None = None) -> StompApp:
             await anyio.sleep(interval)
 
     @app.subscribe("/quotes")  # Spring: @SubscribeMapping("/quotes")
-    async def quotes(message: AppMessage) -> list[dict[str, object]]:
+    async def companies(message: AppMessage) -> list[dict[str, object]]:
         return [
             {"ticker": t, "company": company, "open": opening, "price": prices[t]}
             for t, (company, opening) in STOCKS.items()

@@ -1,4 +1,5 @@
-"""Fixtures for the adapter tests: both AnyIO backends, and a tiny in-process echo server."""
+"""Fixtures for the adapter tests: both AnyIO backends, a tiny in-process echo server,
+our broker on a port that survives its restarts, and a raw server that never sends a RECEIPT."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.abc
 import pytest
 
 from stomp_proto import (
@@ -22,6 +24,7 @@ from stomp_proto import (
     Unsubscribe,
 )
 from stomp_proto.asyncio import ServerSession, serve
+from stomp_proto.broker import Broker
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -58,13 +61,13 @@ class EchoServer:
                 subs[event.subscription_key] = event
             elif isinstance(event, Unsubscribe):
                 subs.pop(event.subscription_key or "", None)
+            elif isinstance(event, Begin):
+                held[event.transaction] = []
             elif isinstance(event, Commit):
                 for send in held.pop(event.transaction):
                     await self.publish(session, subs, send)
             elif isinstance(event, Abort):
                 held.pop(event.transaction)
-            elif isinstance(event, Begin):
-                held[event.transaction] = []
             elif isinstance(event, Send):
                 if event.transaction is not None:
                     held[event.transaction].append(event)
@@ -103,5 +106,78 @@ async def echo_server(anyio_backend: str) -> AsyncIterator[EchoServer]:
     server = EchoServer()
     async with anyio.create_task_group() as tg:
         server.port = await tg.start(serve, server.handle, "127.0.0.1", 0)
+        yield server
+        tg.cancel_scope.cancel()
+
+
+class BrokerBox:
+    """Our broker (``stomp_proto.broker.Broker``) for one test, which the test can stop
+    (every client connection ends with EOF, as in a broker restart) and start again
+    on the same port."""
+
+    def __init__(self, tg: anyio.abc.TaskGroup, **options: object) -> None:
+        self.tg = tg
+        self.options: dict[str, object] = {"ws": [], "heart_beat": (0, 0), **options}
+        self.port = 0
+        self.broker: Broker | None = None
+
+    async def start(self) -> Broker:
+        broker = Broker(tcp=[("127.0.0.1", self.port)], **self.options)  # type: ignore[arg-type]
+        await self.tg.start(broker.serve)
+        self.port = next(port for kind, _, port in broker.addresses if kind == "tcp")
+        self.broker = broker
+        return broker
+
+    async def stop(self) -> None:
+        assert self.broker is not None
+        broker, self.broker = self.broker, None
+        await broker.stop()
+
+
+@pytest.fixture
+async def broker_box(anyio_backend: str) -> AsyncIterator[BrokerBox]:
+    async with anyio.create_task_group() as tg:
+        box = BrokerBox(tg)
+        await box.start()
+        yield box
+        if box.broker is not None:
+            await box.stop()
+        tg.cancel_scope.cancel()
+
+
+@dataclass
+class SilentServer:
+    """A raw TCP server that answers CONNECT with CONNECTED and then never writes again:
+    no RECEIPT, ever. ``received`` is every byte it read; ``closed`` is set at EOF."""
+
+    port: int = 0
+    received: bytearray = field(default_factory=bytearray)
+    closed: anyio.Event = field(default_factory=anyio.Event)
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\0" not in self.received:
+                self.received += await stream.receive()
+            await stream.send(b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0")
+            try:
+                while True:
+                    self.received += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                self.closed.set()
+
+    def frames(self) -> list[bytes]:
+        """The commands and headers of the frames received, one bytes per frame."""
+        return [
+            frame.strip(b"\n").partition(b"\n\n")[0] for frame in self.received.split(b"\0")[:-1]
+        ]
+
+
+@pytest.fixture
+async def silent_server(anyio_backend: str) -> AsyncIterator[SilentServer]:
+    server = SilentServer()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server.handle)
         yield server
         tg.cancel_scope.cancel()

@@ -123,5 +123,6 @@ def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
+    assert f"cannot listen for STOMP on 127.0.0.1:{port}: Address already in use" in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("stomp-proto: ") and "in use" in last, done.stderr

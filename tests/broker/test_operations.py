@@ -245,3 +245,27 @@ async def test_a_late_consumer_gets_the_whole_queue(broker: Broker) -> None:
                 await sub.get()
             assert (await sub.get()).body == b"last"
     assert broker.stats["queued"] == 0
+
+
+async def test_a_busy_port_is_an_oserror_naming_it(anyio_backend: str) -> None:
+    """``async with Broker(...)`` on a busy port raises one OSError naming the
+    address (not an exception group), leaves no cancel scope open in the
+    caller's task (a FastAPI lifespan goes on to fail cleanly), and the same
+    broker starts once the port is free."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        broker = Broker(tcp=[("127.0.0.1", port)], ws=[])
+        for _ in range(2):
+            with pytest.raises(OSError, match=f"cannot listen for STOMP on 127.0.0.1:{port}"):
+                async with broker:
+                    pass  # pragma: no cover
+            with anyio.move_on_after(0.01):  # a cancel scope of our own still works
+                await anyio.sleep(1)
+        with pytest.raises(RuntimeError, match="not running"):
+            broker.publish("/topic/x", b"nobody")
+    async with broker:
+        assert broker.addresses == [("tcp", "127.0.0.1", port)]

@@ -331,3 +331,8 @@ async def test_stopping_the_broker_answers_what_waits_for_a_commit(
     assert took < 3.0  # not the 5 s a session's last frames may take
     await producer.aclose()
     assert stored_rows(tmp_path / "s.db") == [b"m"]
+
+
+def test_a_store_and_a_relay_do_not_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="do not go together"):
+        Broker(store=tmp_path / "s.db", relay="stomp://guest:guest@127.0.0.1:61613")

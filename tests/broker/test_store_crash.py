@@ -364,3 +364,13 @@ async def test_a_store_in_use_by_another_broker_is_one_line_at_start(
         f"program) is using it (database is locked)"
     ]
     assert broker_command.proc is not None and broker_command.proc.poll() is None  # unharmed
+
+
+def test_store_and_relay_options_are_one_line_too(tmp_path: Path) -> None:
+    result = run_cli("--store", str(tmp_path / "s.db"), "--relay", "stomp://a:b@127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "stomp-proto: --store and --relay do not go together: with a relay, the upstream "
+        "broker keeps the /topic and /queue messages"
+    ]
+    assert not (tmp_path / "s.db").exists()  # refused before anything was opened

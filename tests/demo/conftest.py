@@ -15,7 +15,7 @@ import pytest
 
 from stomp_proto.asyncio import Client, connect
 from stomp_proto.broker import Broker
-from stomp_proto.demo import USERS, create_app
+from stomp_proto.demo import USERS
 from stomp_proto.demo.__main__ import demo_broker
 
 
@@ -37,12 +37,13 @@ def missing(what: str) -> None:
 
 @asynccontextmanager
 async def serve(interval: float | None = 0.02, **options: object) -> AsyncIterator[Broker]:
-    """The demo on a free port, prices every ``interval`` seconds (None: the
-    application's default)."""
-    app = create_app() if interval is None else create_app(interval=interval)
+    """The demo on a free port, as ``stomp-proto demo`` serves it (the broker's
+    own listener), prices every ``interval`` seconds (None: the default)."""
     settings: dict[str, object] = {"heart_beat": (0, 0)}
+    if interval is not None:
+        settings["interval"] = interval
     settings.update(options)
-    async with demo_broker("127.0.0.1", 0, app=app, **settings) as b:
+    async with demo_broker("127.0.0.1", 0, **settings) as b:
         yield b
 
 

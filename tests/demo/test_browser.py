@@ -1,6 +1,7 @@
 """The portfolio demo end to end in a real headless browser (issue 11).
 
-``python -m stomp_proto.demo`` on a free port; Debian's ``chromium`` driven by
+``python -m stomp_proto.demo`` on a free port, and the same demo as an ASGI
+application under uvicorn (``uvicorn stomp_proto.demo:app``); Debian's ``chromium`` driven by
 Playwright for Python (the system browser: ``executable_path``, never
 ``playwright install``) loads the page, which loads stompjs from our server and
 opens ``ws://.../portfolio``. The test is refused with a wrong password, logs
@@ -33,18 +34,27 @@ from .test_portfolio import wait_for_url
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture
-def demo_url(tmp_path: Path) -> Iterator[str]:
+#: How the demo is served: ``stomp-proto demo``'s own listener, or the ASGI
+#: application under uvicorn; the command and the log line that gives the URL.
+SERVED = {
+    "stomp-proto-demo": (["stomp_proto.demo", "--port", "0"], "portfolio demo at "),
+    "uvicorn": (["uvicorn", "stomp_proto.demo:app", "--port", "0"], "Uvicorn running on "),
+}
+
+
+@pytest.fixture(params=list(SERVED))
+def demo_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    args, marker = SERVED[request.param]
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "stomp_proto.demo", "--port", "0"],
+            [sys.executable, "-m", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        yield wait_for_url(log, process)
+        yield wait_for_url(log, process, marker=marker)
     finally:
         process.terminate()
         try:

@@ -277,13 +277,19 @@ def test_python_m_stomp_proto_demo_serves_until_sigint(tmp_path: Path) -> None:
     assert "stopped" in log.read_text()
 
 
-def wait_for_url(log: Path, process: subprocess.Popen[bytes], timeout: float = 15) -> str:
-    """The page's URL, from the demo's log line."""
+def wait_for_url(
+    log: Path,
+    process: subprocess.Popen[bytes],
+    timeout: float = 15,
+    marker: str = "portfolio demo at ",
+) -> str:
+    """The page's URL, from the demo's log line (the one after ``marker``:
+    ``stomp-proto demo``'s own, or an ASGI server's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in log.read_text(errors="replace").splitlines():
-            if "portfolio demo at " in line:
-                return line.split("portfolio demo at ", 1)[1].split()[0]
+            if marker in line:
+                return line.split(marker, 1)[1].split()[0].rstrip("/") + "/"
         if process.poll() is not None:
             pytest.fail(f"the demo exited with {process.returncode}: {log.read_text()}")
         time.sleep(0.05)

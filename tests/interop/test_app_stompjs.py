@@ -13,16 +13,14 @@ and rooms of its own.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from typing import Any
 
 import pytest
 
+from .node import JS_DIR, node_missing, run_scenario
 from .ourapp import OurApp, _ourapp_session, ourapp  # noqa: F401
 from .ourbroker import require_peer
-from .test_stompjs import JS_DIR, node_missing
 
 pytestmark = pytest.mark.interop
 
@@ -50,38 +48,15 @@ def ticker() -> str:
 
 def run(app: OurApp, scenario: str, timeout_ms: int = 30000, **config: Any) -> dict[str, Any]:
     """Runs one scenario in node; returns its JSON result (``ok`` is true)."""
-    config.update(url=app.ws_url, users=app.users, timeoutMs=timeout_ms)
-    node = shutil.which("node") or "node"
-    try:
-        proc = subprocess.run(
-            [node, str(SCRIPT), scenario, json.dumps(config)],
-            check=False,
-            cwd=JS_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_ms / 1000 + 20,  # the script's own timer ends it first
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"node {scenario}: still running after {exc.timeout} s: {exc.stdout!r}")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        pytest.fail(
-            f"node {scenario} exited with {proc.returncode} and printed no result\n"
-            f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    if not result.get("ok"):
-        log = "\n".join(result.get("log", []))
-        pytest.fail(
-            f"stompjs {scenario} against {app.name} failed: {result.get('error')}\n"
-            f"--- events ---\n{result.get('events')}\n"
-            f"--- stompjs debug log (last lines) ---\n{log[-6000:]}\n"
-            f"--- stderr ---\n{proc.stderr[-2000:]}\n"
-            f"--- server log ---\n{app.log_tail(30)}"
-        )
-    assert proc.returncode == 0, proc.stderr
-    return result
+    config.update(url=app.ws_url, users=app.users)
+    return run_scenario(
+        SCRIPT,
+        scenario,
+        config,
+        against=app.name,
+        timeout_ms=timeout_ms,
+        server_log=lambda: app.log_tail(30),
+    )
 
 
 def order(events: list[dict[str, Any]], tag: str) -> list[str]:

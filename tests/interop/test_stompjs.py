@@ -10,31 +10,17 @@ The npm packages come from ``js/package-lock.json`` (``npm ci``, run by
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .brokers import Broker
+from .node import JS_DIR, node_missing, run_scenario
 from .ourbroker import _ourbroker_session, ourbroker, require_peer  # noqa: F401
 
 TARGETS = ["ourbroker", "rabbitmq"]
-JS_DIR = Path(__file__).resolve().parent / "js"
 SCRIPT = JS_DIR / "scenarios.mjs"
-MODULES = ("@stomp/stompjs", "ws")
-
-
-def node_missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed (needed to run @stomp/stompjs)"
-    for module in MODULES:
-        if not (JS_DIR / "node_modules" / module / "package.json").exists():
-            return f"npm package {module} is missing in {JS_DIR} (run `bash .ci/install-peers`)"
-    return None
 
 
 @pytest.fixture(params=TARGETS)
@@ -59,37 +45,8 @@ def run(target: Broker, scenario: str, timeout_ms: int = 30000, **config: Any) -
         url=target.ws_url,  # type: ignore[attr-defined]
         login=target.login,
         passcode=target.passcode,
-        timeoutMs=timeout_ms,
     )
-    node = shutil.which("node") or "node"
-    try:
-        proc = subprocess.run(
-            [node, str(SCRIPT), scenario, json.dumps(config)],
-            check=False,
-            cwd=JS_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_ms / 1000 + 20,  # the script's own timer ends it first
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"node {scenario}: still running after {exc.timeout} s: {exc.stdout!r}")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        pytest.fail(
-            f"node {scenario} exited with {proc.returncode} and printed no result\n"
-            f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    if not result.get("ok"):
-        log = "\n".join(result.get("log", []))
-        pytest.fail(
-            f"stompjs {scenario} against {target.name} failed: {result.get('error')}\n"
-            f"--- stompjs debug log (last lines) ---\n{log[-6000:]}\n"
-            f"--- stderr ---\n{proc.stderr[-2000:]}"
-        )
-    assert proc.returncode == 0, proc.stderr
-    return result
+    return run_scenario(SCRIPT, scenario, config, against=target.name, timeout_ms=timeout_ms)
 
 
 def test_connect_and_subscribe_to_patterns(target: Broker) -> None:

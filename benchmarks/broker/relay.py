@@ -1,0 +1,210 @@
+"""``python -m benchmarks.broker.relay``: clients through the relay against the same clients
+straight to RabbitMQ, in one run (issue 15).
+
+One RabbitMQ (the interop tests' class: its own directory and ports) and two of our nodes,
+each a ``stomp-proto broker --relay stomp://guest:guest@...`` subprocess. The load generator
+is the broker benchmark's (``loadgen.py``: raw sockets, frames serialized ahead of time, every
+message's sequence number checked in order), pointed at RabbitMQ ("direct") or at the nodes:
+
+* **p2p**: 1 producer streams N SENDs (100-byte bodies) to a queue, 1 consumer (``ack:auto``):
+  direct, then producer and consumer on node 1. Target: the relay >= 0.8x direct.
+* **p2p-2-streams**: 2 such streams on 2 queues: direct; both on node 1; across the nodes
+  (each stream's producer on one node, its consumer on the other). Target: 2 nodes > 1 node.
+* **latency**: 1,000 msg/s through a queue, the send time in the body: direct, then node 1.
+
+For every run through the relay it prints the nodes' CPU per message (utime+stime of the
+node processes over the messages relayed). ``--quick`` (CI) uses small counts: it proves the
+wiring, not the figures, which are for a quiet machine. Without RabbitMQ installed it says so
+and exits 0. The exit status is 1 when a scenario lost, duplicated or reordered a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from tests.interop.brokers import RabbitMQ
+
+from . import procs
+from .loadgen import Consumer, batches, body, open_conn, produce, send_frame, seq_token, subscribe
+from .scenarios import BATCH, QUICK, Counts, Result, _measured, _name, latency
+
+
+class RelayNode(procs.BenchOurBroker):
+    """Our broker relaying ``/topic`` and ``/queue`` to ``upstream`` (a started RabbitMQ)."""
+
+    def __init__(self, upstream: RabbitMQ, connections: int = 2) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.connections = connections
+
+    def command(self) -> list[str]:
+        up = self.upstream
+        return [
+            *super().command(),
+            "--relay",
+            f"stomp://{up.login}:{up.passcode}@{up.host}:{up.stomp_port}",
+            "--relay-connections",
+            str(self.connections),
+        ]
+
+
+async def _streams(producers: list, consumers: list, n: int) -> Result:
+    """One stream per (producer target, consumer target) pair, each on its own
+    queue, all at once: aggregate messages/s."""
+    plans = []
+    for source, sink in zip(producers, consumers, strict=True):
+        queue = _name("queue")
+        consumer_conn = await open_conn(sink)
+        producer_conn = await open_conn(source)
+        await subscribe(consumer_conn, queue, "0")
+        wire = batches([send_frame(queue, body(i)) for i in range(n)], BATCH)
+        plans.append((producer_conn, consumer_conn, wire))
+    consumers_ = [Consumer(c, [seq_token(i) for i in range(n)]) for _, c, _ in plans]
+    tasks = [asyncio.create_task(c.run()) for c in consumers_]
+    start = time.perf_counter()
+    await asyncio.gather(*(produce(p, wire) for p, _, wire in plans))
+    await asyncio.gather(*tasks)
+    errors = [c.error for c in consumers_ if c.error]
+    if not errors:
+        await asyncio.gather(*(c.check_quiet(0.3) for c in consumers_))
+        errors = [c.error for c in consumers_ if c.error]
+    for p, c, _ in plans:
+        p.close()
+        c.close()
+    if errors:
+        return Result(error="; ".join(e for e in errors if e)[:300])
+    elapsed = max(c.done_at for c in consumers_) - start
+    total = n * len(plans)
+    return Result(
+        value=total / elapsed,
+        unit="msg/s",
+        detail=f"{total} in {elapsed:.2f} s",
+        extra={"n": total},
+    )
+
+
+class _Cpu:
+    """Broker CPU seconds over several targets (the nodes, or RabbitMQ)."""
+
+    def __init__(self, *targets) -> None:
+        self.targets = targets
+
+    def cpu_seconds(self) -> float:
+        return sum(t.cpu_seconds() for t in self.targets)
+
+
+async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[tuple]:
+    rows: list[tuple] = []
+    nodes = _Cpu(node1, node2)
+
+    async def run(scenario: str, how: str, cpu_of, coro) -> Result:
+        print(f"   {scenario} {how} ...", file=sys.stderr, end="", flush=True)
+        result = await _measured(cpu_of, coro, counts.timeout)
+        per = ""
+        if how != "direct" and result.error is None and result.extra.get("n"):
+            per = f"{result.cpu / result.extra['n'] * 1e6:.1f} us/msg (nodes' CPU)"
+        print(f" {result.error or f'{result.value:,.0f} {result.unit}'} {per}", file=sys.stderr)
+        rows.append((scenario, how, result, per))
+        await asyncio.sleep(0.5)
+        return result
+
+    n = counts.p2p
+    if "p2p" in names:
+        await run("p2p", "direct", rabbit, lambda: _streams([rabbit], [rabbit], n))
+        await run("p2p", "1 node", nodes, lambda: _streams([node1], [node1], n))
+    if "p2p-2-streams" in names:
+        half = max(1, n // 2)
+        await run(
+            "p2p-2-streams", "direct", rabbit, lambda: _streams([rabbit] * 2, [rabbit] * 2, half)
+        )
+        await run(
+            "p2p-2-streams", "1 node", nodes, lambda: _streams([node1] * 2, [node1] * 2, half)
+        )
+        await run(
+            "p2p-2-streams",
+            "2 nodes",
+            nodes,
+            lambda: _streams([node1, node2], [node2, node1], half),
+        )
+    if "latency" in names:
+        for how, target in (("direct", rabbit), ("1 node", node1)):
+            print(f"   latency {how} ...", file=sys.stderr, end="", flush=True)
+            result = await latency(target, counts)
+            print(f" {result.error or result.detail}", file=sys.stderr)
+            rows.append(("latency", how, result, ""))
+    return rows
+
+
+def _verdicts(rows: list[tuple]) -> dict[str, str]:
+    found = {(s, h): r.value for s, h, r, _ in rows if r.error is None}
+    out = {}
+    direct, relayed = found.get(("p2p", "direct")), found.get(("p2p", "1 node"))
+    if direct and relayed:
+        ratio = relayed / direct
+        out["p2p"] = f"{ratio:.2f}x direct ({'PASS' if ratio >= 0.8 else 'MISS'} >= 0.8x)"
+    one, two = found.get(("p2p-2-streams", "1 node")), found.get(("p2p-2-streams", "2 nodes"))
+    if one and two:
+        out["p2p-2-streams"] = (
+            f"2 nodes {two / one:.2f}x 1 node ({'PASS' if two > one else 'MISS'} > 1x)"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.broker.relay", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts (CI): the wiring only")
+    parser.add_argument("--messages", type=int, help="messages per p2p run (default 100000)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["p2p", "p2p-2-streams", "latency"],
+        help="run this scenario (repeatable)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=2, help="each node's pool connections (default 2)"
+    )
+    args = parser.parse_args(argv)
+    counts = QUICK if args.quick else Counts()
+    if args.messages:
+        counts.p2p = args.messages
+    names = args.only or ["p2p", "p2p-2-streams", "latency"]
+
+    rabbit = procs.start_rabbitmq()
+    if isinstance(rabbit, str):
+        print(f"relay benchmark skipped: {rabbit}", file=sys.stderr)
+        return 0
+    started = []
+    try:
+        for _ in range(2):
+            node = RelayNode(rabbit.broker, args.connections)  # type: ignore[arg-type]
+            node.start()
+            started.append(node)
+        time_start = time.time()
+        targets = [procs.Target(f"node-{i + 1}", node) for i, node in enumerate(started)]
+        rows = asyncio.run(_run(rabbit, *targets, counts, names))
+    finally:
+        for node in started:
+            node.close()
+        rabbit.broker.close()
+
+    print()
+    print(f"# relay benchmark{' (--quick)' if args.quick else ''}: {time.ctime(time_start)}")
+    width = max(len(s) for s, *_ in rows)
+    for scenario, how, result, per in rows:
+        text = (result.error and f"FAILED: {result.error}") or (
+            f"{result.value:,.1f} {result.unit}"
+            if result.unit.startswith("ms")
+            else f"{result.value:,.0f} {result.unit}"
+        )
+        cpu = f"broker CPU {result.cpu:.2f} s"
+        print(f"  {scenario:{width}}  {how:8}  {text:24} {cpu:20} {per}  {result.detail}")
+    for scenario, verdict in _verdicts(rows).items():
+        print(f"  {scenario}: {verdict}")
+    return 1 if any(r.error for _, _, r, _ in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
