@@ -88,11 +88,9 @@ class StoreRunner:
         self._post = post  # the runtime's own posting, past any hold
         self._holds: dict[Session, _Hold] = {}
         self._open = 1  # the batch effects go to now
-        self._committed = 0
         self._wake = anyio.Event()
         self._done = anyio.Event()
         self._loaded = False
-        self._busy = False
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -102,8 +100,12 @@ class StoreRunner:
         snapshot = await anyio.to_thread.run_sync(self.store.load)
         if self._loaded:
             return  # served before: the router's memory is newer than the file
+        try:
+            self.router.restore(snapshot)
+        except BaseException:
+            await anyio.to_thread.run_sync(self.store.close)  # it will not be served
+            raise
         self._loaded = True
-        self.router.restore(snapshot)
         count = len(snapshot.messages)
         log.info(
             "store %s: %d message(s), %d durable subscription(s) restored",
@@ -230,7 +232,6 @@ class StoreRunner:
         except Exception as exc:  # an engine's bug must not stop the writer
             failure = exc
             log.exception("store %r: commit failed", self.store)
-        self._committed = number
         self._release(number, failure)
         done, self._done = self._done, anyio.Event()
         done.set()

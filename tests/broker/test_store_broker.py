@@ -17,7 +17,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from stomp_proto.broker import Broker, Effect, Put, Remove, Snapshot, SQLiteStore, StoreError
+from stomp_proto.broker import (
+    Broker,
+    Effect,
+    Put,
+    Remove,
+    Snapshot,
+    SQLiteStore,
+    StoreError,
+    TopicRoute,
+)
 
 from .faultkit import Clients, RawClient, embedded, tcp_port
 
@@ -331,6 +340,18 @@ async def test_stopping_the_broker_answers_what_waits_for_a_commit(
     assert took < 3.0  # not the 5 s a session's last frames may take
     await producer.aclose()
     assert stored_rows(tmp_path / "s.db") == [b"m"]
+
+
+async def test_a_store_the_routes_cannot_take_back_fails_the_start_and_frees_the_file(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    path = tmp_path / "s.db"
+    async with embedded(store=path) as broker:
+        broker.publish("/queue/q", "kept", headers=PERSISTENT)
+    topics_only = Broker(tcp=[("127.0.0.1", 0)], ws=[], routes=[TopicRoute()], store=path)
+    with pytest.raises(StoreError, match="no queue route serves"):
+        await topics_only.start()
+    assert stored_rows(path) == [b"kept"]  # not locked any more, and nothing lost
 
 
 def test_a_store_and_a_relay_do_not_go_together(tmp_path: Path) -> None:
