@@ -31,8 +31,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
+
+try:
+    import sqlite3
+except ImportError:  # pragma: no cover - a Python built without it
+    sqlite3 = None  # type: ignore[assignment]
 
 from ._store import Bind, Effect, Put, Remove, Snapshot, StoredMessage, StoreError, Unbind
 
@@ -91,6 +95,8 @@ class SQLiteStore:
     # -- start ----------------------------------------------------------------------
 
     def load(self) -> Snapshot:
+        if sqlite3 is None:  # pragma: no cover - a Python built without it
+            raise StoreError(f"store {self.path!r}: this Python has no sqlite3 module")
         try:
             conn = sqlite3.connect(
                 self.path,
