@@ -41,6 +41,11 @@ What the router owns:
   :attr:`Router.messages_in` and :attr:`Router.messages_out`). Queued and held bytes count
   whole frames (headers too) against the queue, transaction and broker-wide
   budgets.
+* **Durability** (``durable=True``, the runtime has a store): persistent queue
+  messages and durable topic subscriptions produce store effects
+  (:attr:`Router.effects`, ``_store.py``), and the sessions whose frames
+  produced them are named in :attr:`Router.awaiting`; the router never waits
+  for the store, and never touches it.
 
 Slow consumers: a session whose outgoing backlog (:attr:`Session.pending`,
 kept by the runtime) is past ``max_pending_bytes`` is *full*. A full session
