@@ -13,11 +13,12 @@ import datetime
 import os
 import platform
 import sys
+from functools import partial
 from pathlib import Path
 
 from . import procs
 from . import profile as spy
-from .scenarios import QUICK, SCENARIOS, Counts, Result, raise_fd_limit
+from .scenarios import DURABLE, QUICK, SCENARIOS, Counts, Result, raise_fd_limit
 
 # scenario -> (higher is better, target text, check(ours, rabbit) -> bool | None)
 TARGETS = {
@@ -31,6 +32,8 @@ TARGETS = {
     ),
     "connections": (False, "<= 30 KiB", lambda o, r: o <= 30.0),
     "websocket": (True, "(none)", lambda o, r: None),
+    "durable-send": (True, ">= 1x", lambda o, r: None if r is None else o >= r),
+    "durable-drain": (True, "(none)", lambda o, r: None),
 }
 
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.connections:
         counts.connections = args.connections
     if args.messages:
-        counts.p2p = counts.acks = counts.ws = args.messages
+        counts.p2p = counts.acks = counts.ws = counts.durable = args.messages
     names = args.only or list(SCENARIOS)
     # Before any broker starts: the brokers inherit the limit.
     soft = raise_fd_limit(counts.connections + 1000)
@@ -71,11 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: file descriptor hard limit {soft}: fewer idle connections", file=sys.stderr)
 
     results: dict[str, dict[str, Result]] = {}
-    targets = [("stomp-proto", procs.start_ours)]
+    # Our broker runs the durable scenarios with --store, in a process of its
+    # own, so that the others measure it as it runs without one.
+    plain = [n for n in names if n not in DURABLE]
+    durable = [n for n in names if n in DURABLE]
+    targets = []
+    if plain:
+        targets.append(("stomp-proto", procs.start_ours, plain))
+    if durable:
+        targets.append(("stomp-proto", partial(procs.start_ours, store=True), durable))
     if not (args.quick or args.no_rabbitmq):
-        targets.append(("rabbitmq", procs.start_rabbitmq))
+        targets.append(("rabbitmq", procs.start_rabbitmq, names))
     skipped: dict[str, str] = {}
-    for label, start in targets:
+    for label, start, scenarios in targets:
         print(f"== {label}: starting", file=sys.stderr, flush=True)
         target = start()
         if isinstance(target, str):
@@ -88,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.py_spy and label == "stomp-proto":
                 sampler = spy.start(target.main_pid(), args.py_spy)
             try:
-                results[label] = asyncio.run(_run_all(target, names, counts))
+                done = asyncio.run(_run_all(target, scenarios, counts))
+                results.setdefault(label, {}).update(done)
             finally:
                 spy.stop(sampler)
         finally:

@@ -21,13 +21,20 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 class BenchOurBroker(OurBroker):
     """Our broker as the issue runs it: no heart-beats offered, with a user
-    (so that logins are checked as in production)."""
+    (so that logins are checked as in production); with ``store``, a durable
+    store in its directory (``--store``, the default sync policy: full)."""
+
+    def __init__(self, *, store: bool = False) -> None:
+        super().__init__()
+        self.store = store
 
     def command(self) -> list[str]:
         cmd = super().command()
         at = cmd.index("--heart-beat")
         cmd[at + 1] = "0,0"
         extra = os.environ.get("BENCH_BROKER_ARGS", "").split()
+        if self.store:
+            extra = ["--store", str(self.dir / "store.db"), *extra]
         cmd = [*cmd, "--log-level", "WARNING", *extra]
         profile = os.environ.get("BENCH_BROKER_CPROFILE")
         if profile:  # written when the broker exits on SIGTERM
@@ -102,8 +109,8 @@ class Target:
         return best
 
 
-def start_ours() -> Target:
-    broker = BenchOurBroker()
+def start_ours(*, store: bool = False) -> Target:
+    broker = BenchOurBroker(store=store)
     broker.start()
     return Target("stomp-proto", broker)
 

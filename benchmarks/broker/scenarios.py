@@ -10,7 +10,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from stomp_proto import Frame
+
 from .loadgen import (
+    STALL_SECONDS,
     TS_RE,
     BenchError,
     Consumer,
@@ -50,6 +53,7 @@ class Counts:
     connections: int = 10_000
     sample: int = 100
     ws: int = 100_000
+    durable: int = 50_000
     timeout: float = 300.0
 
 
@@ -61,8 +65,12 @@ QUICK = Counts(
     connections=500,
     sample=20,
     ws=5000,
+    durable=2000,
     timeout=30.0,
 )
+
+#: The header that makes a SEND persistent (RabbitMQ's, and our broker's with --store).
+PERSISTENT = ("persistent", "true")
 
 
 def _name(kind: str) -> str:
@@ -301,6 +309,118 @@ async def connections(target, c: Counts) -> Result:
     return await _measured(target, run, c.timeout)
 
 
+def _persistent_frames(dest: str, n: int) -> list[bytes]:
+    """n persistent SENDs, each asking for a RECEIPT (``r<i>``)."""
+    return [
+        Frame(
+            "SEND",
+            (("destination", dest), PERSISTENT, ("receipt", f"r{i}")),
+            body(i),
+        ).serialize()
+        for i in range(n)
+    ]
+
+
+async def _receipts(conn, n: int) -> None:
+    """Read until n RECEIPT frames have arrived (BenchError for anything else)."""
+    buf = b""
+    seen = 0
+    while seen < n:
+        try:
+            data = await asyncio.wait_for(conn.recv(), STALL_SECONDS)
+        except asyncio.TimeoutError:
+            raise BenchError(f"stalled: {seen} of {n} receipts") from None
+        if not data:
+            raise BenchError(f"EOF after {seen} of {n} receipts: {buf[-300:]!r}")
+        buf = buf + data if buf else data
+        cut = buf.rfind(b"\x00")
+        if cut < 0:
+            continue
+        complete, buf = buf[: cut + 1], buf[cut + 1 :]
+        count = complete.count(b"\x00")
+        found = complete.count(b"RECEIPT\n")
+        if found != count:
+            raise BenchError(f"unexpected frame among receipts: {complete[:300]!r}")
+        seen += count
+
+
+async def _fill_durable(target, dest: str, n: int) -> float:
+    """Send n receipted persistent SENDs to ``dest``; seconds until the last RECEIPT."""
+    conn = await open_conn(target)
+    wire = batches(_persistent_frames(dest, n), BATCH)
+    reader = asyncio.create_task(_receipts(conn, n))
+    start = time.perf_counter()
+    try:
+        await produce(conn, wire)
+        await reader
+    finally:
+        if not reader.done():
+            reader.cancel()
+        conn.close()
+    return time.perf_counter() - start
+
+
+async def durable_send(target, c: Counts) -> Result:
+    """Receipted persistent SENDs to a durable queue, nobody consuming: receipts/s.
+
+    Each RECEIPT means the message is on disk (our --store: committed in the
+    SQLite WAL with synchronous=full; RabbitMQ: a publisher confirm)."""
+
+    async def run() -> Result:
+        dest = _name("queue")
+        took = await _fill_durable(target, dest, c.durable)
+        return Result(
+            value=c.durable / took,
+            unit="receipts/s",
+            detail=f"{c.durable} receipted persistent SENDs in {took:.2f} s",
+        )
+
+    return await _measured(target, run, c.timeout)
+
+
+async def durable_drain(target, c: Counts) -> Result:
+    """A durable queue of persistent messages drained by a client-individual
+    consumer that ACKs every message: messages/s (each ACK takes it off disk)."""
+
+    async def run() -> Result:
+        dest = _name("queue")
+        await _fill_durable(target, dest, c.durable)  # not timed
+        conn = await open_conn(target)
+        consumer = Consumer(conn, [seq_token(i) for i in range(c.durable)], ack=True)
+        # No receipt: the backlog follows the SUBSCRIBE at once, and the consumer
+        # must see all of it.
+        subscribe_frame = Frame(
+            "SUBSCRIBE", (("destination", dest), ("id", "0"), ("ack", "client-individual"))
+        ).serialize()
+        start = time.perf_counter()
+        conn.write(subscribe_frame)
+        await consumer.run()
+        if consumer.error is None and consumer.extra.strip(b"\r\n"):
+            consumer.error = f"unexpected frame after the last: {consumer.extra[:200]!r}"
+        if consumer.error is None:
+            # Until the broker has applied every ACK: a RECEIPT after them
+            # (ours: after the commit that takes them off disk).
+            conn.write(b"DISCONNECT\nreceipt:drained\n\n\x00")
+            data = await read_frames(conn, 1)
+            if not data.startswith(b"RECEIPT"):
+                consumer.error = f"DISCONNECT answered {data[:200]!r}"
+        done = time.perf_counter()
+        conn.close()
+        if consumer.error:
+            return Result(error=consumer.error)
+        elapsed = done - start
+        return Result(
+            value=c.durable / elapsed,
+            unit="msg/s",
+            detail=(
+                f"{c.durable} persistent messages drained and ACKed in {elapsed:.2f} s "
+                f"(last one received at {consumer.done_at - start:.2f} s)"
+            ),
+        )
+
+    return await _measured(target, run, c.timeout)
+
+
 SCENARIOS = {
     "connections": connections,
     "point-to-point": point_to_point,
@@ -308,6 +428,12 @@ SCENARIOS = {
     "client-individual": client_individual,
     "latency": latency,
     "websocket": websocket,
+    "durable-send": durable_send,
+    "durable-drain": durable_drain,
 }
 
-__all__ = ["QUICK", "SCENARIOS", "Counts", "Result", "raise_fd_limit"]
+#: Scenarios our broker runs with ``--store`` (a broker of their own, so that
+#: the others measure the broker without one).
+DURABLE = ("durable-send", "durable-drain")
+
+__all__ = ["DURABLE", "QUICK", "SCENARIOS", "Counts", "Result", "raise_fd_limit"]

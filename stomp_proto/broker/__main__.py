@@ -20,6 +20,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 from ._broker import Broker
 from ._relay import Relay, Upstream
+from ._sqlite import SQLiteStore
 
 log = logging.getLogger("stomp_proto.broker")
 
@@ -161,6 +162,39 @@ def parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="broker-wide: queued and held messages beyond which SENDs get ERROR (default 256 MiB)",
     )
+    store = p.add_argument_group(
+        "durable store",
+        "keep /queue/ messages sent with persistent:true, and durable topic subscriptions "
+        "(durable:true, auto-delete:false, id), in one SQLite file, across restarts",
+    )
+    store.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the SQLite file (created if missing; one broker at a time). Without it, "
+        "nothing is kept",
+    )
+    store.add_argument(
+        "--store-sync",
+        choices=("full", "normal"),
+        default="full",
+        help="full (default): a RECEIPT means the message survives a power failure; "
+        "normal: it survives the broker being killed, but an OS crash may lose the last ones",
+    )
+    store.add_argument(
+        "--max-store-bytes",
+        type=int,
+        default=1 << 30,
+        metavar="BYTES",
+        help="persistent messages the store may hold, whole frames (default 1 GiB); "
+        "a persistent SEND beyond it gets ERROR",
+    )
+    store.add_argument(
+        "--max-queue-messages",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="messages one queue or durable subscription may hold waiting (default 1000000)",
+    )
     p.add_argument(
         "--stats-interval",
         type=_seconds,
@@ -243,7 +277,24 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         stats_interval=args.stats_interval,
         metrics=args.metrics,
         relay=_relay(args),
+        **_store_options(args),
     )
+
+
+def _store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Broker keyword arguments of the ``--store`` options."""
+    if not args.store:
+        return {"max_queue_messages": args.max_queue_messages}
+    if args.relay:
+        raise SystemExit(
+            "stomp-proto: --store and --relay do not go together: with a relay, the "
+            "upstream broker keeps the /topic and /queue messages"
+        )
+    return {
+        "store": SQLiteStore(args.store, synchronous=args.store_sync),
+        "max_store_bytes": args.max_store_bytes,
+        "max_queue_messages": args.max_queue_messages,
+    }
 
 
 def _relay(args: argparse.Namespace) -> Relay | None:

@@ -36,6 +36,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import ssl as _ssl
 import sys
 import threading
@@ -80,6 +81,8 @@ from ._stats import (
     stats_line,
     stats_log,
 )
+from ._store import Store
+from ._store_runner import StoreRunner, open_store
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -147,6 +150,17 @@ class Broker:
             :attr:`Router.inbound <stomp_proto.broker.Router.inbound>`).
         outbound: the same, on every frame before it is posted to a client
             (add headers, log, drop).
+        store: a durable store: a path (an
+            :class:`~stomp_proto.broker.SQLiteStore` file) or a
+            :class:`~stomp_proto.broker.Store`. Persistent queue messages and
+            durable topic subscriptions are kept there and restored at start
+            (see the docs' Durability page). None (default): nothing is kept.
+        max_store_bytes: with a store: the persistent messages it may hold,
+            whole frames; a persistent SEND beyond it gets ERROR.
+        max_queue_messages: messages one queue (or durable subscription) may
+            hold waiting; a SEND beyond it gets ERROR.
+        max_durable_subscriptions: with a store: durable topic subscriptions
+            kept, beyond which a new one gets ERROR.
         stats_interval: seconds between two stats lines (logger
             ``stomp_proto.broker.stats``); 0 or None: none.
         metrics: ``(host, port)`` to serve Prometheus metrics on
@@ -182,6 +196,10 @@ class Broker:
         inbound: Sequence[Callable[[Session, Event], Event | None]] = (),
         outbound: Sequence[Callable[[Session, Event], Event | None]] = (),
         http: HttpHandler | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
+        max_store_bytes: int = 1 << 30,
+        max_queue_messages: int = 1_000_000,
+        max_durable_subscriptions: int = 10_000,
         stats_interval: float | None = 1800.0,
         metrics: tuple[str, int] | None = None,
         relay: Relay | Sequence[str | Upstream] | str | None = None,
@@ -192,6 +210,11 @@ class Broker:
             raise ValueError("stats_interval must be 0 (none) or a number of seconds")
         if metrics is not None:
             from . import metrics as _needs_prometheus_client  # noqa: F401  # fail now, not later
+        if store is not None and relay is not None:
+            raise ValueError(
+                "store= and relay= do not go together: with a relay, the upstream broker "
+                "keeps the /topic and /queue messages"
+            )
         #: The relay to the upstream broker, or None.
         self.relay = relay_from(relay)
         if self.relay is not None:
@@ -219,7 +242,17 @@ class Broker:
             max_transaction_bytes=max_transaction_bytes,
             max_memory_bytes=max_memory_bytes,
             authorize=authorize,
+            durable=store is not None,
+            max_store_bytes=max_store_bytes,
+            max_queue_messages=max_queue_messages,
+            max_durable_subscriptions=max_durable_subscriptions,
         )
+        #: The durable store's runner (None without a store): with one, posts
+        #: that wait for a commit are held (see ``_store_runner.py``).
+        self._store: StoreRunner | None = None
+        if store is not None:
+            self._store = StoreRunner(self, open_store(store), partial(Broker._perform, self))
+            self._perform = self._store.perform  # type: ignore[method-assign]
         self.router.on_emit = self._perform
         #: Bound addresses once serving: ("tcp" | "ws", host, port).
         self.addresses: list[tuple[str, str, int]] = []
@@ -252,12 +285,16 @@ class Broker:
         self, *, task_status: anyio.abc.TaskStatus[Broker] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve on every listener until cancelled."""
+        if self._store is not None:
+            await self._store.open()  # before any listener: StoreError if it cannot be used
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._stopping = False  # a broker stopped before may serve again
             if self.relay is not None:
                 await tg.start(partial(run_relay, self.relay))
             self.addresses = []
+            if self._store is not None:
+                tg.start_soon(self._store.run)  # it closes the store when the broker stops
             options: dict[str, Any] = {
                 "heart_beat": self.heart_beat,
                 "grace": self.grace,
@@ -361,6 +398,8 @@ class Broker:
             stats_log.info("%s", stats_line(self))  # the last word on this run
         with anyio.move_on_after(5, shield=True):
             for link in list(self._links.values()):
+                if self._store is not None:
+                    await self._store.settle(link.state)  # what waits for a commit first
                 await link.session.drain()
                 await link.session.close()
         if self._tg is not None:
@@ -593,11 +632,14 @@ class Broker:
         )
         try:
             router = self.router
+            store = self._store
             relay = self.relay
             async for event in session:
                 self._perform(router.handle(state, event))
                 if state.ended:
                     break
+                if store is not None and store.held(state) >= store.max_held:
+                    await store.pace(state)  # far ahead of the disk: wait for it
                 if relay is not None and relay.congested and type(event) is Send:
                     await relay_room(relay)  # unconfirmed SENDs pile up: push back
         finally:
@@ -605,6 +647,8 @@ class Broker:
                 # What was posted before the end (a RECEIPT, an ERROR, messages
                 # the client reads up to them) goes out first, within bounds.
                 with anyio.move_on_after(_FLUSH_TIMEOUT):
+                    if self._store is not None:
+                        await self._store.settle(state)  # what waits for a commit
                     await session.drain()
                 await session.close()
                 written = session.posted_bytes - session.pending_bytes
@@ -712,6 +756,7 @@ class Broker:
                 at = len(unwritten) - state.unmarked + seen.get(id(state), 0)
                 if at < len(unwritten) and unwritten[at][4] is event:
                     if changed is None:  # consumed by the hook: nothing to write, or requeue
+                        self.router.consumed(unwritten[at][1])
                         del unwritten[at]
                         state.unmarked -= 1
                     else:

@@ -41,6 +41,11 @@ What the router owns:
   :attr:`Router.messages_in` and :attr:`Router.messages_out`). Queued and held bytes count
   whole frames (headers too) against the queue, transaction and broker-wide
   budgets.
+* **Durability** (``durable=True``, the runtime has a store): persistent queue
+  messages and durable topic subscriptions produce store effects
+  (:attr:`Router.effects`, ``_store.py``), and the sessions whose frames
+  produced them are named in :attr:`Router.awaiting`; the router never waits
+  for the store, and never touches it.
 
 Slow consumers: a session whose outgoing backlog (:attr:`Session.pending`,
 kept by the runtime) is past ``max_pending_bytes`` is *full*. A full session
@@ -52,6 +57,7 @@ message, however large.
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -74,6 +80,7 @@ from .. import (
 )
 from ._patterns import SubscriptionIndex
 from ._selectors import SelectorError, compile_selector
+from ._store import Bind, Effect, Put, Remove, Snapshot, StoreError, Unbind
 
 __all__ = [
     "Authorizer",
@@ -97,6 +104,14 @@ SERVER_HEADERS = frozenset({"message-id", "subscription", "ack", "destination", 
 #: (the Entry object, its tuple, a queue slot), a rough CPython figure.
 _ENTRY_OVERHEAD = 200
 
+#: The header that makes a /queue/ SEND (or a topic SEND, for durable
+#: subscriptions) persistent when the router has a durable store (RabbitMQ's
+#: and ActiveMQ's header).
+_PERSISTENT = ("persistent", "true")
+#: How the queue of a durable topic subscription is named (never a
+#: destination: destinations start with a route's prefix).
+_DURABLE = "durable:"
+
 
 class Refusal(Exception):
     """A frame the router will not apply: ERROR (naming the frame), then close."""
@@ -114,6 +129,8 @@ class Entry:
     #: What it costs in the budgets: body, headers and overhead.
     size: int
     _map: dict[str, str] | None = None
+    #: Its row in the durable store while it is kept there (0: it is not).
+    row: int = 0
 
     def header_map(self) -> dict[str, str]:
         """Header name -> first value, with ``destination`` and ``content-type``
@@ -149,6 +166,9 @@ class Subscription:
     unacked: OrderedDict[Hashable, tuple[Entry, str | None, str | None]] = field(
         default_factory=OrderedDict
     )
+    #: For a durable topic subscription, the name of the queue that keeps its
+    #: messages (its route is then the queue route); None otherwise.
+    durable: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -253,7 +273,9 @@ class Route(Protocol):
 
 
 class QueueStore(Protocol):
-    """Where a queue's waiting messages live: memory today (durable later)."""
+    """Where a queue's waiting messages live, in memory. (With a durable
+    store, persistent ones are also kept there: the router says so with
+    :attr:`Router.effects`.)"""
 
     nbytes: int
 
@@ -320,11 +342,25 @@ class _BaseRoute:
         return []
 
 
+@dataclass(eq=False, slots=True)
+class _Binding:
+    """A durable topic subscription: what is published to ``record.destination``
+    (and passes the selector) goes to the queue ``record.queue``."""
+
+    record: Bind
+    selector: Callable[[Mapping[str, str]], bool] | None
+
+
 class TopicRoute(_BaseRoute):
     """Publish-subscribe: every matching subscription gets a copy; with no
     subscriber the message is gone. Subscriptions may be patterns (``*`` within
     one ``.``/``/`` segment, ``**`` across segments), indexed so that a
-    publish does not scan every pattern."""
+    publish does not scan every pattern.
+
+    With a durable store, a SUBSCRIBE with ``durable:true`` (or
+    ``persistent:true``), ``auto-delete:false`` and an ``id`` is a *durable*
+    subscription (RabbitMQ's headers): a queue of the router's queue route,
+    bound here, that keeps what is published while its subscriber is away."""
 
     #: Longest pattern a SUBSCRIBE may use: matching costs up to
     #: ``len(destination) * len(pattern) / 64`` word steps, so both are bounded.
@@ -336,6 +372,9 @@ class TopicRoute(_BaseRoute):
     def __init__(self, prefix: str = "/topic/") -> None:
         self.prefix = prefix
         self.index: SubscriptionIndex[Subscription] = SubscriptionIndex()
+        #: Durable subscriptions: queue name -> binding, and their index.
+        self.durables: dict[str, _Binding] = {}
+        self._durable_index: SubscriptionIndex[_Binding] = SubscriptionIndex()
 
     def valid(self, destination: str) -> str | None:
         if "*" in destination and len(destination) > self.max_pattern_length:
@@ -344,6 +383,8 @@ class TopicRoute(_BaseRoute):
 
     def send(self, session: Session | None, entry: Entry) -> list[Post]:
         router = self.router
+        # Durable subscriptions' queues must all have room before anyone gets a copy.
+        durable = self._durable_targets([entry]) if self.durables else None
         out: list[Post] = []
         for sub in self.index.match(entry.destination):
             if sub.session.ended:
@@ -356,7 +397,85 @@ class TopicRoute(_BaseRoute):
                 router.drop(sub)
         if out:
             router.messages_out[self.prefix] += len(out)  # once per publish, not per copy
+        if durable:
+            queues = router.queues
+            assert queues is not None  # a binding needs one
+            persistent = router.durable and _PERSISTENT in entry.headers
+            for binding in durable[0]:
+                copy = entry
+                if persistent:  # one row per queue: a copy of its own
+                    copy = Entry(
+                        entry.message_id,
+                        entry.destination,
+                        entry.body,
+                        entry.content_type,
+                        entry.headers,
+                        entry.size,
+                    )
+                out += queues.put(binding.record.queue, copy, session, persistent=persistent)
         return out
+
+    def check_send(self, entries: list[Entry]) -> None:
+        if self.durables:
+            self._durable_targets(entries, reserve=True)
+
+    def _durable_targets(
+        self, entries: list[Entry], *, reserve: bool = False
+    ) -> list[list[_Binding]] | None:
+        """The durable subscriptions each of ``entries`` goes to (None: none
+        at all); Refusal if their queues or the store have no room for them.
+        (Their copies are not counted again in the memory budget: each queue's
+        is bounded by ``max_queue_bytes``.)"""
+        router = self.router
+        queues = router.queues
+        found: list[list[_Binding]] = []
+        need: dict[str, list[int]] = {}
+        stored = 0
+        for entry in entries:
+            bindings = [
+                b
+                for b in self._durable_index.match(entry.destination)
+                if b.selector is None or b.selector(entry.header_map())
+            ]
+            found.append(bindings)
+            persistent = router.durable and _PERSISTENT in entry.headers
+            for b in bindings:
+                room = need.setdefault(b.record.queue, [0, 0])
+                room[0] += 1
+                room[1] += entry.size
+                if persistent:
+                    stored += entry.size
+        if not need or queues is None:
+            return None
+        for name, (count, size) in need.items():
+            queues.room(name, count, size)
+        if stored:
+            if reserve:
+                router._reserve_stored(stored)
+            else:
+                router._room_stored(stored)
+        return found
+
+    def bind_durable(self, record: Bind) -> bool:
+        """Keep (or update) the durable subscription ``record``; False if it
+        was bound already, exactly so."""
+        old = self.durables.get(record.queue)
+        if old is not None:
+            if old.record == record:
+                return False
+            self._durable_index.remove(old.record.destination, old)
+        selector = None
+        if record.selector is not None:
+            selector = compile_selector(record.selector)
+        binding = self.durables[record.queue] = _Binding(record, selector)
+        self._durable_index.add(record.destination, binding)
+        return True
+
+    def unbind_durable(self, name: str) -> None:
+        """Forget the durable subscription of queue ``name``."""
+        binding = self.durables.pop(name, None)
+        if binding is not None:
+            self._durable_index.remove(binding.record.destination, binding)
 
     def subscribe(self, sub: Subscription) -> list[Post]:
         self.index.add(sub.destination, sub)
@@ -376,18 +495,24 @@ class _Queue:
 
 class QueueRoute(_BaseRoute):
     """Point to point: each message goes to one subscription, round robin
-    among those with room; it waits (up to ``max_queue_bytes`` per queue)
-    while nobody can take it."""
+    among those with room; it waits (up to ``max_queue_bytes`` and
+    ``max_queue_messages`` per queue) while nobody can take it.
+
+    With a durable store (:attr:`Router.durable`), a SEND with
+    ``persistent:true`` is also kept in the store until it is consumed; the
+    queues of durable topic subscriptions live here too."""
 
     def __init__(
         self,
         prefix: str = "/queue/",
         *,
         max_queue_bytes: int = 64 << 20,
+        max_queue_messages: int = 1_000_000,
         store: Callable[[str], QueueStore] = lambda name: MemoryQueueStore(),
     ) -> None:
         self.prefix = prefix
         self.max_queue_bytes = max_queue_bytes
+        self.max_queue_messages = max_queue_messages
         self.store = store
         self.queues: dict[str, _Queue] = {}
 
@@ -406,31 +531,92 @@ class QueueRoute(_BaseRoute):
         queue = self.queues.get(name)
         held = 0 if queue is None else queue.store.nbytes
         if held + size > self.max_queue_bytes:
-            raise Refusal(f"queue {name[:80]!r} holds {self.max_queue_bytes} bytes already")
+            raise Refusal(f"{_label(name)} holds {self.max_queue_bytes} bytes already")
+        if queue is not None and len(queue.store) >= self.max_queue_messages:
+            raise Refusal(
+                f"{_label(name)} holds {self.max_queue_messages} messages already "
+                f"(max_queue_messages)"
+            )
+
+    def room(self, name: str, count: int, size: int) -> None:
+        """Raise :class:`Refusal` unless queue ``name`` can take ``count`` more
+        messages of ``size`` bytes in all."""
+        queue = self.queues.get(name)
+        held = 0 if queue is None else queue.store.nbytes
+        if held + size > self.max_queue_bytes:
+            raise Refusal(f"{_label(name)} holds {self.max_queue_bytes} bytes already")
+        waiting = 0 if queue is None else len(queue.store)
+        if waiting + count > self.max_queue_messages:
+            raise Refusal(
+                f"{_label(name)} holds {self.max_queue_messages} messages already "
+                f"(max_queue_messages)"
+            )
 
     def check_send(self, entries: list[Entry]) -> None:
-        need: dict[str, int] = {}
+        need: dict[str, list[int]] = {}
+        stored = 0
+        durable = self.router.durable
         for entry in entries:
-            need[entry.destination] = need.get(entry.destination, 0) + entry.size
-        for name, size in need.items():
-            self._room(name, size)
+            room = need.setdefault(entry.destination, [0, 0])
+            room[0] += 1
+            room[1] += entry.size
+            if durable and _PERSISTENT in entry.headers:
+                stored += entry.size
+        for name, (count, size) in need.items():
+            self.room(name, count, size)
+        if stored:
+            self.router._reserve_stored(stored)
 
     def send(self, session: Session | None, entry: Entry) -> list[Post]:
-        self._room(entry.destination, entry.size)
-        queue = self._queue(entry.destination)
+        name = entry.destination
+        size = entry.size
+        queue = self.queues.get(name)
+        if queue is None:
+            self._room(name, size)
+            queue = self._queue(name)
+        else:
+            store = queue.store
+            if store.nbytes + size > self.max_queue_bytes or (
+                len(store) >= self.max_queue_messages
+            ):
+                self._room(name, size)  # it says which limit
+        router = self.router
+        if router.durable and _PERSISTENT in entry.headers:
+            router._room_stored(size)
+            router._persist(name, entry, session)
+        queue.store.append(entry, False)
+        router.memory += size
+        return self._dispatch(queue)
+
+    def put(
+        self, name: str, entry: Entry, session: Session | None, *, persistent: bool
+    ) -> list[Post]:
+        """Add ``entry`` to queue ``name`` (a durable subscription's: its room
+        was checked), kept in the store too if ``persistent``."""
+        if persistent:
+            self.router._persist(name, entry, session)
+        queue = self._queue(name)
         queue.store.append(entry, False)
         self.router.memory += entry.size
         return self._dispatch(queue)
 
     def subscribe(self, sub: Subscription) -> list[Post]:
-        queue = self._queue(sub.destination)
+        queue = self._queue(sub.durable or sub.destination)
         queue.consumers.append(sub)
         return self._dispatch(queue)
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._queue(sub.destination).consumers.remove(sub)
+        queue = self.queues.get(sub.durable or sub.destination)
+        if queue is not None and sub in queue.consumers:
+            queue.consumers.remove(sub)
 
     def requeue(self, name: str, items: list[tuple[Entry, bool]]) -> list[Post]:
+        queue = self.queues.get(name)
+        if queue is None and name.startswith(_DURABLE):
+            # Its durable subscription was deleted: what it had given out goes too.
+            for entry, _ in items:
+                self.router._unpersist(entry, None)
+            return []
         queue = self._queue(name)
         for entry, redelivered in reversed(items):
             queue.store.appendleft(entry, redelivered)
@@ -438,7 +624,28 @@ class QueueRoute(_BaseRoute):
         return self._dispatch(queue)
 
     def resume(self, sub: Subscription) -> list[Post]:
-        return self._dispatch(self._queue(sub.destination))
+        queue = self.queues.get(sub.durable or sub.destination)
+        return [] if queue is None else self._dispatch(queue)
+
+    def restore(self, name: str, entry: Entry) -> None:
+        """A message found in the store at start: at the tail of queue
+        ``name``, marked redelivered (it may have reached a consumer before)."""
+        self._queue(name).store.append(entry, True)
+        self.router.memory += entry.size
+
+    def drop(self, name: str) -> None:
+        """Delete queue ``name`` (a durable subscription's) and what waits in it."""
+        queue = self.queues.pop(name, None)
+        if queue is None:
+            return
+        router = self.router
+        store = queue.store
+        while len(store):
+            entry, _ = store.popleft()
+            router.memory -= entry.size
+            if entry.row:  # its row goes with the subscription's (Unbind)
+                router._books.stored_bytes -= entry.size
+                entry.row = 0
 
     def _dispatch(self, queue: _Queue) -> list[Post]:
         """Hand queued messages round robin to consumers with room."""
@@ -475,6 +682,35 @@ class QueueRoute(_BaseRoute):
         return sum(len(q.store) for q in self.queues.values())
 
 
+def _label(name: str) -> str:
+    """A queue's name as an ERROR says it."""
+    if name.startswith(_DURABLE):
+        _, destination, sub_id = json.loads(name[len(_DURABLE) :])
+        return f"durable subscription {str(sub_id)[:80]!r} to {str(destination)[:80]!r}"
+    return f"queue {name[:80]!r}"
+
+
+def _durable_name(login: str | None, destination: str, sub_id: str) -> str:
+    """The queue of a durable topic subscription: keyed by login, destination and id."""
+    return _DURABLE + json.dumps([login, destination, sub_id], ensure_ascii=False)
+
+
+@dataclass(eq=False, slots=True)
+class _Books:
+    """What the router keeps for the durable store (see :class:`Router`'s
+    attributes of the same names)."""
+
+    max_store_bytes: int
+    max_durable_subscriptions: int
+    effects: list[Effect] = field(default_factory=list)
+    awaiting: set[Session] = field(default_factory=set)
+    watch: set[Session] = field(default_factory=set)
+    stored_bytes: int = 0
+    #: What the routes of a COMMIT being checked need of the store.
+    reserved: int = 0
+    rows: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
 class Router:
     """The broker's semantics: see the module docstring.
 
@@ -491,6 +727,16 @@ class Router:
             SEND (or a COMMIT) gets ERROR.
         authorize: ``(session, event) -> None`` or the reason for a denial,
             asked for each SEND and SUBSCRIBE.
+        durable: the runtime has a durable store: persistent messages and
+            durable subscriptions produce :attr:`effects` (see
+            :mod:`the store's interface <stomp_proto.broker>`).
+        max_store_bytes: with ``durable``: what the store may hold, all
+            persistent messages (waiting or unacknowledged) counted whole;
+            a persistent SEND beyond it gets ERROR.
+        max_queue_messages: messages one queue (or durable subscription) may
+            hold waiting; a SEND beyond it gets ERROR.
+        max_durable_subscriptions: with ``durable``: durable topic
+            subscriptions the broker keeps, beyond which a new one gets ERROR.
     """
 
     def __init__(
@@ -504,6 +750,10 @@ class Router:
         max_transaction_bytes: int = 32 << 20,
         max_memory_bytes: int = 256 << 20,
         authorize: Authorizer | None = None,
+        durable: bool = False,
+        max_store_bytes: int = 1 << 30,
+        max_queue_messages: int = 1_000_000,
+        max_durable_subscriptions: int = 10_000,
     ) -> None:
         self.max_pending_bytes = max_pending_bytes
         self.max_unacknowledged = max_unacknowledged
@@ -513,6 +763,12 @@ class Router:
         self.authorize = authorize
         #: Bytes queued or held in transactions, against ``max_memory_bytes``.
         self.memory = 0
+        #: True when a durable store keeps persistent messages (the runtime's).
+        self.durable = durable
+        # The store's books are one attribute: CPython keeps an instance's
+        # attributes inline (fast to read) only up to 30 of them, and the
+        # router's hot path reads many.
+        self._books = _Books(max_store_bytes, max_durable_subscriptions)
         #: The time, as the runtime last said (the router reads no clock): what
         #: routes with deadlines (a user's offline backlog) measure against.
         self.now = 0.0
@@ -536,7 +792,10 @@ class Router:
         self.topics: TopicRoute | None = None
         self.queues: QueueRoute | None = None
         if routes is None:
-            routes = (TopicRoute(), QueueRoute(max_queue_bytes=max_queue_bytes))
+            routes = (
+                TopicRoute(),
+                QueueRoute(max_queue_bytes=max_queue_bytes, max_queue_messages=max_queue_messages),
+            )
         for route in routes:
             self.add_route(route)
         self._ids = itertools.count(1)
@@ -571,6 +830,39 @@ class Router:
             Abort: self._on_abort,  # type: ignore[dict-item]
             Disconnect: self._on_disconnect,  # type: ignore[dict-item]
         }
+
+    # -- the durable store's books ----------------------------------------------------
+
+    @property
+    def effects(self) -> list[Effect]:
+        """What the durable store must do, in order (:class:`Put`,
+        :class:`Remove`, :class:`Bind`, :class:`Unbind`): the runtime takes the
+        list (assigning a new one), commits it, and only then posts what the
+        :attr:`awaiting` sessions were due."""
+        return self._books.effects
+
+    @effects.setter
+    def effects(self, value: list[Effect]) -> None:
+        self._books.effects = value
+
+    @property
+    def awaiting(self) -> set[Session]:
+        """Sessions whose frames produced effects: what is posted to them from
+        now on waits until those effects are committed (a RECEIPT then means
+        that everything the session sent before it is stored). The runtime
+        empties it."""
+        return self._books.awaiting
+
+    @property
+    def watch(self) -> set[Session]:
+        """Sessions with ``auto``-mode deliveries of stored messages not yet
+        known to be written: the runtime calls :meth:`written` for them."""
+        return self._books.watch
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of persistent messages in the store, against ``max_store_bytes``."""
+        return self._books.stored_bytes
 
     # -- routes --------------------------------------------------------------------
 
@@ -645,6 +937,12 @@ class Router:
     def written(self, session: Session, upto: int) -> None:
         """The runtime wrote ``session``'s first ``upto`` posted bytes."""
         unwritten = session.unwritten
+        if self.durable:  # stored auto-mode deliveries are consumed: out of the store
+            while unwritten and 0 <= unwritten[0][3] <= upto:
+                entry = unwritten.popleft()[1]
+                if entry.row:
+                    self._unpersist(entry, None)
+            return
         while unwritten and 0 <= unwritten[0][3] <= upto:
             unwritten.popleft()
 
@@ -663,7 +961,13 @@ class Router:
                 # Marked redelivered: the write that failed may have put some
                 # of it on the wire ("may have been delivered before").
                 group[2].append((entry, True))
+        elif self.durable:  # all of it was written: consumed
+            for _, entry, _, _, _ in session.unwritten:
+                if entry.row:
+                    self._unpersist(entry, None)
         session.unwritten.clear()
+        self._books.watch.discard(session)
+        self._books.awaiting.discard(session)
         session.unmarked = 0
         out: list[Post] = []
         for key in list(session.subscriptions):
@@ -765,6 +1069,8 @@ class Router:
         self._authorize(session, event)
         prefetch = None
         selector = None
+        selector_text = None
+        durable = keep = False
         for name, value in event.headers:
             if name == "prefetch-count" and prefetch is None:
                 if not (value.isascii() and value.isdigit()):
@@ -777,9 +1083,20 @@ class Router:
                     selector = compile_selector(value)
                 except SelectorError as exc:
                     raise Refusal(f"selector {value[:80]!r} does not parse: {exc}") from None
+                selector_text = value
+            elif name in ("durable", "persistent"):
+                durable = durable or value == "true"
+            elif name == "auto-delete":
+                keep = value == "false"
         key = event.subscription_key  # the core's rule
+        queue_name = None
+        if durable and keep and self.durable and isinstance(route, TopicRoute):
+            queue_name = self._durable_subscription(session, event, route, selector_text)
+            assert self.queues is not None
+            route = self.queues  # its messages are a queue's
         sub = Subscription(session, key, event.id, event.destination, event.ack, prefetch, route)
         sub.selector = selector
+        sub.durable = queue_name
         session.subscriptions[key] = sub
         out = route.subscribe(sub)
         if event.receipt is not None and not self._receipt_taken:
@@ -787,8 +1104,62 @@ class Router:
             out.insert(0, (session, event.make_receipt()))
         return out
 
+    def _durable_subscription(
+        self, session: Session, event: Subscribe, topics: TopicRoute, selector: str | None
+    ) -> str:
+        """Bind (or find) the queue of a durable SUBSCRIBE; its name."""
+        if event.id is None:
+            raise Refusal("a durable subscription (durable:true) needs an id header")
+        if self.queues is None:
+            raise Refusal("durable subscriptions need a queue route")
+        name = _durable_name(session.user, event.destination, event.id)
+        if (
+            name not in topics.durables
+            and len(topics.durables) >= self._books.max_durable_subscriptions
+        ):
+            raise Refusal(
+                f"the broker keeps {self._books.max_durable_subscriptions} durable subscriptions "
+                f"already (max_durable_subscriptions)"
+            )
+        record = Bind(name, session.user, event.destination, event.id, selector)
+        if topics.bind_durable(record):
+            self.queues._queue(name)
+            self._books.effects.append(record)
+            self._books.awaiting.add(session)  # its RECEIPT says the subscription is stored
+        return name
+
     def _on_unsubscribe(self, session: Session, event: Unsubscribe) -> list[Post]:
-        return self._end_subscription(session, event.subscription_key or "")
+        key = event.subscription_key or ""
+        sub = session.subscriptions.get(key)
+        if (
+            sub is not None
+            and sub.durable is not None
+            and any(k in ("durable", "persistent") and v == "true" for k, v in event.headers)
+        ):
+            return self._delete_durable(session, key, sub, sub.durable)
+        return self._end_subscription(session, key)
+
+    def _delete_durable(
+        self, session: Session, key: str, sub: Subscription, name: str
+    ) -> list[Post]:
+        """UNSUBSCRIBE with ``durable:true``: the durable subscription is
+        deleted, with what it kept (RabbitMQ's rule)."""
+        queues = self.queues
+        assert queues is not None
+        queue = queues.queues.get(name)
+        if queue is not None and any(other is not sub for other in queue.consumers):
+            raise Refusal(
+                f"durable subscription {sub.sub_id!r} is in use by another session: "
+                f"it cannot be deleted now"
+            )
+        out = self._end_subscription(session, key)  # its unacknowledged go back, then all go
+        queues.drop(name)
+        topics = self._route_for(sub.destination)
+        if isinstance(topics, TopicRoute):
+            topics.unbind_durable(name)
+        self._books.effects.append(Unbind(name))
+        self._books.awaiting.add(session)
+        return out
 
     def _on_ack(self, session: Session, event: Ack | Nack) -> list[Post]:
         if event.transaction is not None:
@@ -815,8 +1186,11 @@ class Router:
         by_route: dict[int, tuple[Route, list[Entry]]] = {}
         for route, entry in sends:
             by_route.setdefault(id(route), (route, []))[1].append(entry)
-        for route, entries in by_route.values():
-            route.check_send(entries)
+        try:
+            for route, entries in by_route.values():
+                route.check_send(entries)
+        finally:
+            self._books.reserved = 0
         self._budget(sum(entry.size for _, entry in sends))
         out: list[Post] = []
         sent = iter(sends)
@@ -938,6 +1312,84 @@ class Router:
         kept = headers
         return Entry(f"{self.boot}-{next(self._ids)}", destination, body, content_type, kept, size)
 
+    # -- the durable store -----------------------------------------------------------
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Rebuild what a durable store kept (at start, before any session):
+        its durable subscriptions, and its messages at the tail of their
+        queues, in order, each marked ``redelivered:true`` (it may have reached
+        a consumer before the restart). Raise :exc:`StoreError` for a message
+        no queue route can take."""
+        queues = self.queues
+        for record in snapshot.subscriptions:
+            topics = self.route(record.destination)
+            if isinstance(topics, TopicRoute) and queues is not None:
+                try:
+                    topics.bind_durable(record)
+                except SelectorError:
+                    continue  # cannot happen for a selector that was accepted
+                queues._queue(record.queue)
+        top = 0
+        for message in snapshot.messages:
+            target = queues
+            if not message.queue.startswith(_DURABLE):
+                found = self.route(message.queue)
+                if isinstance(found, QueueRoute):
+                    target = found
+            if target is None:
+                raise StoreError(
+                    f"the store holds messages for {message.queue[:80]!r}, "
+                    f"which no queue route serves"
+                )
+            entry = self._make_entry(
+                message.destination, message.body, message.content_type, message.headers
+            )
+            entry.message_id = message.message_id  # the same id as before the restart
+            entry.row = message.row
+            target.restore(message.queue, entry)
+            self._books.stored_bytes += entry.size
+            top = max(top, message.row)
+        self._books.rows = itertools.count(top + 1)
+
+    def _persist(self, queue: str, entry: Entry, session: Session | None) -> None:
+        """Keep ``entry`` (of ``queue``) in the store; ``session``'s posts wait for it."""
+        entry.row = row = next(self._books.rows)
+        self._books.stored_bytes += entry.size
+        self._books.effects.append(Put(row, queue, entry))
+        if session is not None:
+            self._books.awaiting.add(session)
+
+    def _unpersist(self, entry: Entry, session: Session | None) -> None:
+        """``entry`` is consumed: out of the store (if it is there)."""
+        row = entry.row
+        if row:
+            entry.row = 0
+            self._books.stored_bytes -= entry.size
+            self._books.effects.append(Remove(row))
+            if session is not None:
+                self._books.awaiting.add(session)
+
+    def _room_stored(self, size: int) -> None:
+        """Refusal unless the store can take ``size`` more bytes (besides what
+        a COMMIT being checked has reserved)."""
+        if self._books.stored_bytes + self._books.reserved + size > self._books.max_store_bytes:
+            raise Refusal(
+                f"the store holds {self._books.max_store_bytes} bytes of messages already "
+                f"(max_store_bytes)"
+            )
+
+    def _reserve_stored(self, size: int) -> None:
+        """:meth:`_room_stored` for a route's ``check_send``: the routes of one
+        COMMIT are checked against the store's room together."""
+        self._room_stored(size)
+        self._books.reserved += size
+
+    def consumed(self, entry: Entry) -> None:
+        """The runtime will never write this ``auto``-mode delivery: an
+        outbound hook consumed it. Consumed, so out of the store."""
+        if entry.row:
+            self._unpersist(entry, None)
+
     # -- delivery (for routes) -------------------------------------------------------
 
     def has_room(self, sub: Subscription) -> bool:
@@ -997,6 +1449,8 @@ class Router:
             # Consumed once written: until the runtime says so, it may go back.
             session.unwritten.append([sub, entry, queue, -1, message])
             session.unmarked += 1
+            if entry.row:  # stored: the runtime must tell when it is written
+                self._books.watch.add(session)
         session.pending += len(entry.body) + 256  # an estimate, until the writer says
         self.stats["delivered"] += 1
         return session, message
@@ -1041,10 +1495,14 @@ class Router:
             type(event) is Nack
             and next((v for k, v in event.headers if k == "requeue"), "") != "false"
         ):
-            back = [(entry, True) for entry, queue, _ in settled if queue is not None]
+            back = [(queue, entry) for entry, queue, _ in settled if queue is not None]
             if back:
                 self.stats["requeued"] += len(back)
                 out = self._requeue(sub.route, back)
+        elif self.durable:  # acknowledged (or discarded): out of the store
+            for entry, _, _ in settled:
+                if entry.row:
+                    self._unpersist(entry, session)
         hook = getattr(sub.route, "settled", None)
         if hook is not None:  # the messages live elsewhere (a relay): tell their route
             out += hook(sub, event, settled)
@@ -1052,11 +1510,12 @@ class Router:
             out += sub.route.resume(sub)  # it has room for more now
         return out
 
-    def _requeue(self, route: Route, items: list[tuple[Entry, bool]]) -> list[Post]:
+    def _requeue(self, route: Route, items: list[tuple[str, Entry]]) -> list[Post]:
+        """``(queue, entry)`` pairs back to their queues, marked redelivered."""
         out: list[Post] = []
         by_name: dict[str, list[tuple[Entry, bool]]] = {}
-        for item in items:
-            by_name.setdefault(item[0].destination, []).append(item)
+        for queue, entry in items:
+            by_name.setdefault(queue, []).append((entry, True))
         for name, group in by_name.items():
             out += route.requeue(name, group)
         return out
@@ -1069,11 +1528,11 @@ class Router:
             sub.active = False
             sub.route.unsubscribe(sub)
         # Whatever it had not acknowledged goes back to its queue, redelivered.
-        back: list[tuple[Entry, bool]] = []
+        back: list[tuple[str, Entry]] = []
         for ack_key, (entry, queue, _) in sub.unacked.items():
             session.ack_index.pop(ack_key, None)
             if queue is not None:
-                back.append((entry, True))
+                back.append((queue, entry))
         sub.unacked.clear()
         if not back:
             return []
