@@ -316,7 +316,10 @@ class StompApp:
         (``options`` as the broker's: listeners, TLS, limits, policies)."""
         routes: list[Route] = [
             TopicRoute(),
-            QueueRoute(max_queue_bytes=options.get("max_queue_bytes", 64 << 20)),
+            QueueRoute(
+                max_queue_bytes=options.get("max_queue_bytes", 64 << 20),
+                max_queue_messages=options.get("max_queue_messages", 1_000_000),
+            ),
             self.app_route,
             self.user_route,
         ]

@@ -356,3 +356,13 @@ async def test_async_authenticator_principal_and_outbound_hooks(anyio_backend: s
                 assert (await shown.get()).header("x-stamped") == "yes"
             await nothing_within(hidden)
         assert broker.stats["queued"] == 0  # the consumed one is not requeued
+
+
+def test_the_apps_queue_route_takes_the_brokers_queue_limits() -> None:
+    """``app.broker(max_queue_bytes=, max_queue_messages=)`` reach the app's own
+    QueueRoute (it builds the routes, so the Router's defaults do not apply)."""
+    from stomp_proto.broker import QueueRoute
+
+    broker = StompApp().broker(tcp=[], ws=[], max_queue_bytes=1234, max_queue_messages=7)
+    (queues,) = [r for r in broker.router.routes if isinstance(r, QueueRoute)]
+    assert (queues.max_queue_bytes, queues.max_queue_messages) == (1234, 7)
