@@ -35,15 +35,20 @@ from .scenarios import BATCH, QUICK, Counts, Result, _measured, _name, latency
 class RelayNode(procs.BenchOurBroker):
     """Our broker relaying ``/topic`` and ``/queue`` to ``upstream`` (a started RabbitMQ)."""
 
-    def __init__(self, upstream: RabbitMQ, connections: int = 2) -> None:
+    def __init__(self, upstream: RabbitMQ, connections: int = 2, number: int = 1) -> None:
         super().__init__()
         self.upstream = upstream
         self.connections = connections
+        self.number = number
 
     def command(self) -> list[str]:
         up = self.upstream
+        cmd = super().command()
+        if "cProfile" in cmd:  # BENCH_BROKER_CPROFILE=PATH: one profile per node, PATH.N
+            at = cmd.index("-o") + 1
+            cmd[at] = f"{cmd[at]}.{self.number}"
         return [
-            *super().command(),
+            *cmd,
             "--relay",
             f"stomp://{up.login}:{up.passcode}@{up.host}:{up.stomp_port}",
             "--relay-connections",
@@ -178,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = []
     try:
-        for _ in range(2):
-            node = RelayNode(rabbit.broker, args.connections)  # type: ignore[arg-type]
+        for number in (1, 2):
+            node = RelayNode(rabbit.broker, args.connections, number)  # type: ignore[arg-type]
             node.start()
             started.append(node)
         time_start = time.time()

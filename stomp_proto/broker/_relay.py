@@ -256,6 +256,10 @@ class _Conn:
     receipts: dict[str, tuple[str, Any]] = field(default_factory=dict)
     #: SENDs and transactions not yet confirmed, oldest first (seq -> group)
     pending: dict[int, _Pending] = field(default_factory=dict)
+    #: Pending groups in the outbox whose receipt is not yet asked, each with
+    #: the outbox index of its last frame: take_outbox asks one receipt, on
+    #: the last of them, for all (RabbitMQ answers in order).
+    batch: list[tuple[_Pending, int]] = field(default_factory=list)
     #: subscriptions to cancel when the outbox is next taken
     cancels: list[_USub] = field(default_factory=list)
     #: whether its last availability event said "up" (no repeated "down")
@@ -565,6 +569,7 @@ class Relay:
         conn.flavor = _flavor(connected.server)
         conn.errored = False
         conn.outbox.clear()
+        conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
         posts: list[Post] = []
@@ -620,6 +625,7 @@ class Relay:
         conn.up = False
         self.stats["reconnects"] += 1
         conn.outbox.clear()
+        conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
         if conn.errored:
@@ -649,6 +655,16 @@ class Relay:
         conn = self.connections[index]
         out = conn.outbox
         conn.outbox = []
+        batch = conn.batch
+        if batch:
+            # One receipt, on the last group's last frame, confirms the lot.
+            conn.batch = []
+            rid = self._uid()
+            at = batch[-1][1]
+            last = out[at]
+            assert isinstance(last, (Send, Ack, Nack))
+            out[at] = replace(last, receipt=rid)
+            conn.receipts[rid] = ("pending", [pending for pending, _ in batch])
         cancels = conn.cancels
         if cancels:
             conn.cancels = []
@@ -691,14 +707,15 @@ class Relay:
             return []
         what, obj = item
         if what == "pending":
-            pending: _Pending = obj
-            if conn.pending.pop(pending.seq, None) is None:
-                return []  # timed out meanwhile: its client was told
-            self._freed(pending.size)
-            self.stats["sent"] += sum(1 for op in pending.ops if op[0] == "send")
-            if pending.receipt is not None and pending.session is not None:
-                return [(pending.session, Receipt(receipt_id=pending.receipt))]
-            return []
+            confirmed: list[Post] = []
+            for pending in obj:
+                if conn.pending.pop(pending.seq, None) is None:
+                    continue  # timed out meanwhile: its client was told
+                self._freed(pending.size)
+                self.stats["sent"] += sum(1 for op in pending.ops if op[0] == "send")
+                if pending.receipt is not None and pending.session is not None:
+                    confirmed.append((pending.session, Receipt(receipt_id=pending.receipt)))
+            return confirmed
         usub: _USub = obj
         if what == "subscribed":
             if usub.state is _PENDING:
@@ -729,7 +746,10 @@ class Relay:
         if body and body != error.message:
             text += f" ({body})"
         if what == "pending":
-            pending: _Pending = obj
+            # The frame that carried the receipt is the last group's; the
+            # others of its batch stay pending (the ERROR ends the connection:
+            # they go again on the next one).
+            pending: _Pending = obj[-1]
             if conn.pending.pop(pending.seq, None) is not None:
                 self._freed(pending.size)
             return self._refuse(pending, text)
@@ -924,10 +944,24 @@ class Relay:
             if pending.receipt is not None and pending.session is not None:
                 return [(pending.session, Receipt(receipt_id=pending.receipt))]
             return []
+        pending.sent = epoch
+        if not pending.transaction and conn.flavor == "rabbitmq" and not pending.error_deaths:
+            # Batched: take_outbox asks a receipt for all the groups it finds
+            # (after an ERROR with no receipt-id, each goes alone: whose it was
+            # is then told by its own receipt).
+            frames: list[Event] = [
+                self._send_frame(conn, op[1], None, None)
+                if op[0] == "send"
+                else self._ack_frame(op, None, None)
+                for op in ops
+            ]
+            self._out(conn, *frames)
+            conn.batch.append((pending, len(conn.outbox) - 1))
+            return []
         rid = self._uid()
         tx = rid if pending.transaction else None
         last = None if tx is not None else ops[-1]
-        frames: list[Event] = []
+        frames = []
         for op in ops:
             receipt = rid if op is last else None
             if op[0] == "send":
@@ -936,8 +970,7 @@ class Relay:
                 frames.append(self._ack_frame(op, tx, receipt))
         if tx is not None:
             frames = [Begin(transaction=rid), *frames, Commit(transaction=rid, receipt=rid)]
-        pending.sent = epoch
-        conn.receipts[rid] = ("pending", pending)
+        conn.receipts[rid] = ("pending", [pending])
         self._out(conn, *frames)
         return []
 
