@@ -390,7 +390,7 @@ class Relay:
         upstreams: Sequence[str | Upstream],
         *,
         connections: int = 2,
-        prefetch: int = 100,
+        prefetch: int = 1000,
         send_timeout: float = 10.0,
         max_backlog_bytes: int = 16 << 20,
         topic_linger: float = 2.0,

@@ -244,7 +244,7 @@ def test_a_topic_is_subscribed_upstream_once_per_node_and_fanned_out_here() -> N
     assert posts == []  # the RECEIPT waits for the upstream's
     sub = only(node.pool.take(), Subscribe)
     assert (sub.destination, sub.ack) == ("/topic/t", "client-individual")
-    assert ("prefetch-count", "100") in sub.headers
+    assert ("prefetch-count", "1000") in sub.headers
     assert node.pool.receipt(sub) == [(a, Receipt(receipt_id="ra"))]
     # A second subscriber shares it: nothing upstream, and live already.
     posts = node.handle(b, Subscribe(destination="/topic/t", id="9", receipt="rb"))
@@ -292,7 +292,7 @@ def test_activemq_wildcards_and_names() -> None:
     node.handle(s, Subscribe(destination="/queue/q/1", id="2"))
     subs = node.pool.take()
     assert [f.destination for f in subs] == ["/topic/a/b.>", "/queue/q/1"]
-    assert ("activemq.prefetchSize", "100") in subs[0].headers
+    assert ("activemq.prefetchSize", "1000") in subs[0].headers
 
 
 def test_selectors_are_applied_here_on_topics_and_refused_on_queues() -> None:
