@@ -135,6 +135,7 @@ _RABBITMQ_DECLARING = frozenset(
         "x-stream-max-segment-size-bytes",
     }
 )
+_NOT_FORWARDED_RABBITMQ = _NOT_FORWARDED | _RABBITMQ_DECLARING
 #: A frame in flight on this many connections in a row that an upstream
 #: ERROR ended is taken for their cause: refused, not sent a fourth time.
 _MAX_ERROR_DEATHS = 3
@@ -979,12 +980,20 @@ class Relay:
     ) -> Send:
         headers = event.headers
         if headers:
-            dropped = _NOT_FORWARDED
-            if conn.flavor == "rabbitmq":
-                dropped = dropped | _RABBITMQ_DECLARING
+            dropped = _NOT_FORWARDED_RABBITMQ if conn.flavor == "rabbitmq" else _NOT_FORWARDED
             headers = tuple(kv for kv in headers if kv[0] not in dropped)
+        destination = self._upstream_name(conn, event.destination, plain=True)
+        if (
+            transaction is None
+            and receipt is None
+            and event.transaction is None
+            and event.receipt is None
+            and destination == event.destination
+            and len(headers) == len(event.headers)
+        ):
+            return event  # already as the upstream is to see it: no copy
         return Send(
-            destination=self._upstream_name(conn, event.destination, plain=True),
+            destination=destination,
             body=event.body,
             content_type=event.content_type,
             headers=headers,
@@ -1159,15 +1168,26 @@ class Relay:
         return out
 
     def _deliver_queue(self, conn: _Conn, usub: _USub, sub: Subscription, message: Message) -> Post:
-        entry, redelivered = self._entry(conn, usub, message)
+        redelivered = False
+        headers = message.headers
+        if headers:
+            kept = []
+            for kv in headers:
+                if kv[0] in _DROPPED:
+                    if kv[0] == "redelivered" and kv[1] == "true":
+                        redelivered = True
+                    continue
+                kept.append(kv)
+            headers = tuple(kept)
         ack = message.ack or ""
+        body = message.body
         relayed = _RelayEntry(
-            entry.message_id,
-            entry.destination,
-            entry.body,
-            entry.content_type,
-            entry.headers,
-            entry.size,
+            message.message_id,
+            usub.destination,  # a queue subscription names no pattern
+            body,
+            message.content_type,
+            headers,
+            len(body) + 200,
             usub=usub,
             upstream_ack=ack,
             epoch=conn.epoch,
