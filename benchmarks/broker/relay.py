@@ -107,10 +107,15 @@ async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[t
 
     async def run(scenario: str, how: str, cpu_of, coro) -> Result:
         print(f"   {scenario} {how} ...", file=sys.stderr, end="", flush=True)
+        upstream_before = rabbit.cpu_seconds()
         result = await _measured(cpu_of, coro, counts.timeout)
+        upstream_cpu = rabbit.cpu_seconds() - upstream_before
         per = ""
-        if how != "direct" and result.error is None and result.extra.get("n"):
-            per = f"{result.cpu / result.extra['n'] * 1e6:.1f} us/msg (nodes' CPU)"
+        if result.error is None and result.extra.get("n"):
+            n_ = result.extra["n"]
+            per = f"RabbitMQ {upstream_cpu / n_ * 1e6:.1f} us/msg"
+            if how != "direct":
+                per = f"{result.cpu / n_ * 1e6:.1f} us/msg (nodes' CPU), {per}"
         print(f" {result.error or f'{result.value:,.0f} {result.unit}'} {per}", file=sys.stderr)
         rows.append((scenario, how, result, per))
         await asyncio.sleep(0.5)
