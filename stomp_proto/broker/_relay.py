@@ -33,8 +33,10 @@ The books:
   when the client NACKs it or goes away without acknowledging it. Messages
   the window lets in while a client has no room wait here, bounded by the
   window. Ack ids map back from the entry the router delivered.
-* **Confirmed SENDs**: every SEND goes upstream with a receipt of the
-  relay's; the client's RECEIPT (if it asked) is posted on the upstream's.
+* **Confirmed SENDs**: every SEND goes upstream confirmed by a receipt of
+  the relay's (on RabbitMQ, which answers in order, one receipt on the last
+  SEND of a write confirms all of that write's); the client's RECEIPT (if it
+  asked) is posted on the upstream's.
   Unconfirmed SENDs are kept (in order, bounded in bytes) and sent again
   on the next connection when one drops (at least once); while the upstream
   is unavailable they wait up to ``send_timeout`` seconds, then the client
