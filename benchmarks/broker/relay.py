@@ -35,15 +35,20 @@ from .scenarios import BATCH, QUICK, Counts, Result, _measured, _name, latency
 class RelayNode(procs.BenchOurBroker):
     """Our broker relaying ``/topic`` and ``/queue`` to ``upstream`` (a started RabbitMQ)."""
 
-    def __init__(self, upstream: RabbitMQ, connections: int = 2) -> None:
+    def __init__(self, upstream: RabbitMQ, connections: int = 2, number: int = 1) -> None:
         super().__init__()
         self.upstream = upstream
         self.connections = connections
+        self.number = number
 
     def command(self) -> list[str]:
         up = self.upstream
+        cmd = super().command()
+        if "cProfile" in cmd:  # BENCH_BROKER_CPROFILE=PATH: one profile per node, PATH.N
+            at = cmd.index("-o") + 1
+            cmd[at] = f"{cmd[at]}.{self.number}"
         return [
-            *super().command(),
+            *cmd,
             "--relay",
             f"stomp://{up.login}:{up.passcode}@{up.host}:{up.stomp_port}",
             "--relay-connections",
@@ -102,10 +107,15 @@ async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[t
 
     async def run(scenario: str, how: str, cpu_of, coro) -> Result:
         print(f"   {scenario} {how} ...", file=sys.stderr, end="", flush=True)
+        upstream_before = rabbit.cpu_seconds()
         result = await _measured(cpu_of, coro, counts.timeout)
+        upstream_cpu = rabbit.cpu_seconds() - upstream_before
         per = ""
-        if how != "direct" and result.error is None and result.extra.get("n"):
-            per = f"{result.cpu / result.extra['n'] * 1e6:.1f} us/msg (nodes' CPU)"
+        if result.error is None and result.extra.get("n"):
+            n_ = result.extra["n"]
+            per = f"RabbitMQ {upstream_cpu / n_ * 1e6:.1f} us/msg"
+            if how != "direct":
+                per = f"{result.cpu / n_ * 1e6:.1f} us/msg (nodes' CPU), {per}"
         print(f" {result.error or f'{result.value:,.0f} {result.unit}'} {per}", file=sys.stderr)
         rows.append((scenario, how, result, per))
         await asyncio.sleep(0.5)
@@ -178,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = []
     try:
-        for _ in range(2):
-            node = RelayNode(rabbit.broker, args.connections)  # type: ignore[arg-type]
+        for number in (1, 2):
+            node = RelayNode(rabbit.broker, args.connections, number)  # type: ignore[arg-type]
             node.start()
             started.append(node)
         time_start = time.time()

@@ -33,8 +33,10 @@ The books:
   when the client NACKs it or goes away without acknowledging it. Messages
   the window lets in while a client has no room wait here, bounded by the
   window. Ack ids map back from the entry the router delivered.
-* **Confirmed SENDs**: every SEND goes upstream with a receipt of the
-  relay's; the client's RECEIPT (if it asked) is posted on the upstream's.
+* **Confirmed SENDs**: every SEND goes upstream confirmed by a receipt of
+  the relay's (on RabbitMQ, which answers in order, one receipt on the last
+  SEND of a write confirms all of that write's); the client's RECEIPT (if it
+  asked) is posted on the upstream's.
   Unconfirmed SENDs are kept (in order, bounded in bytes) and sent again
   on the next connection when one drops (at least once); while the upstream
   is unavailable they wait up to ``send_timeout`` seconds, then the client
@@ -135,6 +137,7 @@ _RABBITMQ_DECLARING = frozenset(
         "x-stream-max-segment-size-bytes",
     }
 )
+_NOT_FORWARDED_RABBITMQ = _NOT_FORWARDED | _RABBITMQ_DECLARING
 #: A frame in flight on this many connections in a row that an upstream
 #: ERROR ended is taken for their cause: refused, not sent a fourth time.
 _MAX_ERROR_DEATHS = 3
@@ -256,6 +259,10 @@ class _Conn:
     receipts: dict[str, tuple[str, Any]] = field(default_factory=dict)
     #: SENDs and transactions not yet confirmed, oldest first (seq -> group)
     pending: dict[int, _Pending] = field(default_factory=dict)
+    #: Pending groups in the outbox whose receipt is not yet asked, each with
+    #: the outbox index of its last frame: take_outbox asks one receipt, on
+    #: the last of them, for all (RabbitMQ answers in order).
+    batch: list[tuple[_Pending, int]] = field(default_factory=list)
     #: subscriptions to cancel when the outbox is next taken
     cancels: list[_USub] = field(default_factory=list)
     #: whether its last availability event said "up" (no repeated "down")
@@ -386,7 +393,7 @@ class Relay:
         upstreams: Sequence[str | Upstream],
         *,
         connections: int = 2,
-        prefetch: int = 100,
+        prefetch: int = 1000,
         send_timeout: float = 10.0,
         max_backlog_bytes: int = 16 << 20,
         topic_linger: float = 2.0,
@@ -565,6 +572,7 @@ class Relay:
         conn.flavor = _flavor(connected.server)
         conn.errored = False
         conn.outbox.clear()
+        conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
         posts: list[Post] = []
@@ -620,6 +628,7 @@ class Relay:
         conn.up = False
         self.stats["reconnects"] += 1
         conn.outbox.clear()
+        conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
         if conn.errored:
@@ -649,6 +658,16 @@ class Relay:
         conn = self.connections[index]
         out = conn.outbox
         conn.outbox = []
+        batch = conn.batch
+        if batch:
+            # One receipt, on the last group's last frame, confirms the lot.
+            conn.batch = []
+            rid = self._uid()
+            at = batch[-1][1]
+            last = out[at]
+            assert isinstance(last, (Send, Ack, Nack))
+            out[at] = replace(last, receipt=rid)
+            conn.receipts[rid] = ("pending", [pending for pending, _ in batch])
         cancels = conn.cancels
         if cancels:
             conn.cancels = []
@@ -691,14 +710,15 @@ class Relay:
             return []
         what, obj = item
         if what == "pending":
-            pending: _Pending = obj
-            if conn.pending.pop(pending.seq, None) is None:
-                return []  # timed out meanwhile: its client was told
-            self._freed(pending.size)
-            self.stats["sent"] += sum(1 for op in pending.ops if op[0] == "send")
-            if pending.receipt is not None and pending.session is not None:
-                return [(pending.session, Receipt(receipt_id=pending.receipt))]
-            return []
+            confirmed: list[Post] = []
+            for pending in obj:
+                if conn.pending.pop(pending.seq, None) is None:
+                    continue  # timed out meanwhile: its client was told
+                self._freed(pending.size)
+                self.stats["sent"] += sum(1 for op in pending.ops if op[0] == "send")
+                if pending.receipt is not None and pending.session is not None:
+                    confirmed.append((pending.session, Receipt(receipt_id=pending.receipt)))
+            return confirmed
         usub: _USub = obj
         if what == "subscribed":
             if usub.state is _PENDING:
@@ -729,7 +749,10 @@ class Relay:
         if body and body != error.message:
             text += f" ({body})"
         if what == "pending":
-            pending: _Pending = obj
+            # The frame that carried the receipt is the last group's; the
+            # others of its batch stay pending (the ERROR ends the connection:
+            # they go again on the next one).
+            pending: _Pending = obj[-1]
             if conn.pending.pop(pending.seq, None) is not None:
                 self._freed(pending.size)
             return self._refuse(pending, text)
@@ -924,10 +947,24 @@ class Relay:
             if pending.receipt is not None and pending.session is not None:
                 return [(pending.session, Receipt(receipt_id=pending.receipt))]
             return []
+        pending.sent = epoch
+        if not pending.transaction and conn.flavor == "rabbitmq" and not pending.error_deaths:
+            # Batched: take_outbox asks a receipt for all the groups it finds
+            # (after an ERROR with no receipt-id, each goes alone: whose it was
+            # is then told by its own receipt).
+            frames: list[Event] = [
+                self._send_frame(conn, op[1], None, None)
+                if op[0] == "send"
+                else self._ack_frame(op, None, None)
+                for op in ops
+            ]
+            self._out(conn, *frames)
+            conn.batch.append((pending, len(conn.outbox) - 1))
+            return []
         rid = self._uid()
         tx = rid if pending.transaction else None
         last = None if tx is not None else ops[-1]
-        frames: list[Event] = []
+        frames = []
         for op in ops:
             receipt = rid if op is last else None
             if op[0] == "send":
@@ -936,8 +973,7 @@ class Relay:
                 frames.append(self._ack_frame(op, tx, receipt))
         if tx is not None:
             frames = [Begin(transaction=rid), *frames, Commit(transaction=rid, receipt=rid)]
-        pending.sent = epoch
-        conn.receipts[rid] = ("pending", pending)
+        conn.receipts[rid] = ("pending", [pending])
         self._out(conn, *frames)
         return []
 
@@ -946,12 +982,20 @@ class Relay:
     ) -> Send:
         headers = event.headers
         if headers:
-            dropped = _NOT_FORWARDED
-            if conn.flavor == "rabbitmq":
-                dropped = dropped | _RABBITMQ_DECLARING
+            dropped = _NOT_FORWARDED_RABBITMQ if conn.flavor == "rabbitmq" else _NOT_FORWARDED
             headers = tuple(kv for kv in headers if kv[0] not in dropped)
+        destination = self._upstream_name(conn, event.destination, plain=True)
+        if (
+            transaction is None
+            and receipt is None
+            and event.transaction is None
+            and event.receipt is None
+            and destination == event.destination
+            and len(headers) == len(event.headers)
+        ):
+            return event  # already as the upstream is to see it: no copy
         return Send(
-            destination=self._upstream_name(conn, event.destination, plain=True),
+            destination=destination,
             body=event.body,
             content_type=event.content_type,
             headers=headers,
@@ -1126,15 +1170,26 @@ class Relay:
         return out
 
     def _deliver_queue(self, conn: _Conn, usub: _USub, sub: Subscription, message: Message) -> Post:
-        entry, redelivered = self._entry(conn, usub, message)
+        redelivered = False
+        headers = message.headers
+        if headers:
+            kept = []
+            for kv in headers:
+                if kv[0] in _DROPPED:
+                    if kv[0] == "redelivered" and kv[1] == "true":
+                        redelivered = True
+                    continue
+                kept.append(kv)
+            headers = tuple(kept)
         ack = message.ack or ""
+        body = message.body
         relayed = _RelayEntry(
-            entry.message_id,
-            entry.destination,
-            entry.body,
-            entry.content_type,
-            entry.headers,
-            entry.size,
+            message.message_id,
+            usub.destination,  # a queue subscription names no pattern
+            body,
+            message.content_type,
+            headers,
+            len(body) + 200,
             usub=usub,
             upstream_ack=ack,
             epoch=conn.epoch,

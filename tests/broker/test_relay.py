@@ -244,7 +244,7 @@ def test_a_topic_is_subscribed_upstream_once_per_node_and_fanned_out_here() -> N
     assert posts == []  # the RECEIPT waits for the upstream's
     sub = only(node.pool.take(), Subscribe)
     assert (sub.destination, sub.ack) == ("/topic/t", "client-individual")
-    assert ("prefetch-count", "100") in sub.headers
+    assert ("prefetch-count", "1000") in sub.headers
     assert node.pool.receipt(sub) == [(a, Receipt(receipt_id="ra"))]
     # A second subscriber shares it: nothing upstream, and live already.
     posts = node.handle(b, Subscribe(destination="/topic/t", id="9", receipt="rb"))
@@ -292,7 +292,7 @@ def test_activemq_wildcards_and_names() -> None:
     node.handle(s, Subscribe(destination="/queue/q/1", id="2"))
     subs = node.pool.take()
     assert [f.destination for f in subs] == ["/topic/a/b.>", "/queue/q/1"]
-    assert ("activemq.prefetchSize", "100") in subs[0].headers
+    assert ("activemq.prefetchSize", "1000") in subs[0].headers
 
 
 def test_selectors_are_applied_here_on_topics_and_refused_on_queues() -> None:
@@ -532,7 +532,12 @@ def test_sends_wait_out_an_outage_and_are_sent_again() -> None:
     assert [type(f) for f in frames] == [Subscribe, Send, Send]
     assert [f.body for f in frames[1:]] == [b"in flight", b"during"]
     assert node.relay.stats["resent"] == 1
-    assert node.pool.receipt(frames[2]) == [(s, Receipt(receipt_id="c2"))]
+    # One upstream receipt, on the last SEND written together, confirms both.
+    assert frames[1].receipt is None
+    assert node.pool.receipt(frames[2]) == [
+        (s, Receipt(receipt_id="c1")),
+        (s, Receipt(receipt_id="c2")),
+    ]
     assert node.events[-1].available
 
 
@@ -576,8 +581,9 @@ def test_an_upstream_error_for_a_send_ends_that_client_only() -> None:
     node.up()
     a, b = node.session(), node.session()
     node.handle(a, Send(destination="/queue/q", body=b"x"))
+    sends = node.pool.take()  # written alone: a receipt of its own
     node.handle(b, Send(destination="/queue/q", body=b"y"))
-    sends = node.pool.take()
+    sends += node.pool.take()
     posts = node.pool.feed(
         "ERROR", [("message", "Invalid header"), ("receipt-id", sends[0].receipt or "")]
     )
@@ -586,6 +592,34 @@ def test_an_upstream_error_for_a_send_ends_that_client_only() -> None:
     node.down(1)
     node.up(RABBIT, 1)
     assert [f.body for f in node.pool.take()] == [b"y"]
+
+
+def test_sends_written_together_share_one_receipt_and_an_error_is_told_apart_after() -> None:
+    # RabbitMQ answers in order: one receipt, on the last SEND of a write,
+    # confirms all before it. An ERROR for an earlier one names no receipt;
+    # after it each unconfirmed SEND goes alone, its own receipt telling whose.
+    node = Node()
+    node.up()
+    a, b = node.session(), node.session()
+    node.handle(a, Send(destination="/queue/q", body=b"x", receipt="ca"))
+    node.handle(b, Send(destination="/queue/q", body=b"y", receipt="cb"))
+    sends = node.pool.take()
+    assert sends[0].receipt is None and sends[1].receipt
+    assert node.pool.feed("ERROR", [("message", "Invalid header")]) == []
+    node.down(1)
+    node.up(RABBIT, 1)
+    sends = node.pool.take()
+    assert [f.body for f in sends] == [b"x", b"y"]
+    assert sends[0].receipt and sends[1].receipt and sends[0].receipt != sends[1].receipt
+    posts = node.pool.feed(
+        "ERROR", [("message", "Invalid header"), ("receipt-id", sends[0].receipt or "")]
+    )
+    assert kinds(posts, a) == ["ERROR"] and kinds(posts, b) == []
+    node.down(1)
+    node.up(RABBIT, 1)
+    again = node.pool.take()
+    assert [f.body for f in again] == [b"y"]
+    assert node.pool.receipt(again[0]) == [(b, Receipt(receipt_id="cb"))]
 
 
 def test_a_frame_present_at_three_upstream_errors_in_a_row_is_refused() -> None:
@@ -809,9 +843,10 @@ def test_unconfirmed_sends_past_a_quarter_of_the_backlog_congest_the_relay() -> 
     s = node.session()
     node.handle(s, Send(destination="/queue/q", body=b"x" * 1000))
     assert not node.relay.congested
+    sends = node.pool.take()  # written alone: a receipt of its own
     node.handle(s, Send(destination="/queue/q", body=b"x" * 1000))
     assert node.relay.congested  # 2400 bytes > 8000 / 4
-    sends = node.pool.take()
+    sends += node.pool.take()
     node.pool.receipt(sends[0])
     assert node.relay.congested and not woken  # 1200 > 8000 / 8
     node.pool.receipt(sends[1])
