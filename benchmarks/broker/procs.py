@@ -23,15 +23,18 @@ class BenchOurBroker(OurBroker):
     """Our broker as the issue runs it: no heart-beats offered, with a user
     (so that logins are checked as in production)."""
 
+    def __init__(self, profile: str | None = None) -> None:
+        super().__init__()
+        self.profile = profile
+
     def command(self) -> list[str]:
         cmd = super().command()
         at = cmd.index("--heart-beat")
         cmd[at + 1] = "0,0"
         extra = os.environ.get("BENCH_BROKER_ARGS", "").split()
         cmd = [*cmd, "--log-level", "WARNING", *extra]
-        profile = os.environ.get("BENCH_BROKER_CPROFILE")
-        if profile:  # written when the broker exits on SIGTERM
-            cmd[1:1] = ["-m", "cProfile", "-o", profile]
+        if self.profile:  # written when the broker exits on SIGTERM
+            cmd[1:1] = ["-m", "cProfile", "-o", self.profile]
         return cmd
 
 
@@ -102,8 +105,9 @@ class Target:
         return best
 
 
-def start_ours() -> Target:
-    broker = BenchOurBroker()
+def start_ours(profile: str | None = None) -> Target:
+    """Our broker, started; under cProfile (stats to ``profile`` when it stops) if given."""
+    broker = BenchOurBroker(profile)
     broker.start()
     return Target("stomp-proto", broker)
 
