@@ -101,6 +101,7 @@ def summary(path: Path, top: int = 15) -> str:
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top + 10)]
     return "\n".join(lines)
 
+
 if __name__ == "__main__":
     import sys
 

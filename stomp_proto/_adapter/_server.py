@@ -386,6 +386,8 @@ class ServerSession:
     async def _writer(self) -> None:
         """Write what is posted, a batch at a time; close after the last frame."""
         transport = self.transport
+        # A transport of one frame per message that writes many at once (ours).
+        send_frames = None if self._joined else getattr(transport, "send_frames", None)
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
@@ -399,7 +401,10 @@ class ServerSession:
                 pieces: Iterable[bytes]
                 if batch:
                     self._beat = b""  # the frames are traffic enough
-                    if not self._joined:
+                    if send_frames is not None:
+                        await send_frames(batch, self._wrote_piece)  # a message each, one write
+                        pieces = ()
+                    elif not self._joined:
                         pieces = batch  # one frame per send (a WebSocket message each)
                     else:
                         data = batch[0] if len(batch) == 1 else b"".join(batch)
@@ -428,6 +433,10 @@ class ServerSession:
                 if self.conn.state is State.CLOSED:
                     await self.close()
                     return
+
+    def _wrote_piece(self) -> None:
+        if not self._reading:
+            self._progress()
 
     def _progress(self) -> None:
         """A write starts, or went out (a whole one, or a piece of a long one).
