@@ -8,11 +8,15 @@ the core builds for it (one ERROR per session, always the last frame), then
 the connection is closed, and the session's iteration ends with
 :attr:`ServerSession.error` set.
 
-Two tasks run beside the handler. The *writer* is the only one that writes:
-posted frames go out a batch at a time. The *timer* sleeps until the next
-deadline, the core's (heart-beats, a silent peer) or the session's own
-(CONNECT must arrive by ``connect_deadline``), and never waits for the writer,
-so no backlog can keep a dead client connected (issue 9, items 9, 10, 13).
+The handler runs in the connection's task; two helpers run beside it, each
+only while it has work, so that an idle connection is one task (issue 14).
+The *writer* is the only one that writes: it is started when a frame is
+posted and nothing is being written, sends what is queued a batch at a time,
+and ends once everything is written. The *timer* exists while a deadline does,
+the core's (heart-beats, a silent peer) or the session's own (CONNECT must
+arrive by ``connect_deadline``): it sleeps until the deadline and never waits
+for the writer, so no backlog can keep a dead client connected (issue 9,
+items 9, 10, 13). Events to wait on are made only when someone waits.
 
 For the operator, each session records why it ended (:attr:`ServerSession.close_reason`,
 one of :data:`CLOSE_REASONS`, the first cause seen), the ERROR frame it sent if
@@ -136,12 +140,14 @@ class ServerSession:
         #: what was written to the transport (a broker's record of what
         #: reached a client). Read it; only :meth:`post` changes it.
         self.posted_bytes = 0
-        self._wake = anyio.Event()
-        self._drained = anyio.Event()
-        self._drained.set()
         self._joined = transport.joins_writes
         self._error_posted = False  # an ERROR is queued: it is the last frame
-        self._tick_wake = anyio.Event()
+        # The helpers' task group (set by _run), and whether each helper runs.
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._writer_on = False
+        self._timer_on = False
+        self._drained: anyio.Event | None = None  # made by drain() when it must wait
+        self._tick_wake: anyio.Event | None = None  # made by the timer when it waits
         self._tick_wakeups = 0  # how often the timer woke up (tests count them)
         self._scheme = scheme
         #: Why the session ended (one of :data:`CLOSE_REASONS`), once known:
@@ -253,7 +259,7 @@ class ServerSession:
             if kind is Connect:
                 self.connect = event  # type: ignore[assignment]
                 if self.connect_deadline is not None:
-                    self._tick_wake.set()  # the CONNECT deadline is met
+                    self._wake_timer()  # the CONNECT deadline is met
             elif kind is Disconnect:
                 self.ending("disconnect")
             elif kind is ConnectionClosed:
@@ -295,15 +301,13 @@ class ServerSession:
             self._error_posted = True
             self.error_frame = event  # type: ignore[assignment]
             self.ending("error")
-        elif kind is Connected:
-            self._tick_wake.set()  # heart-beats start now, not at the next poll
+        elif kind is Connected and self.conn.next_deadline() is not None:
+            self._start_timer()  # heart-beats start now
         self._outbox.append(data)
         self._pending += len(data)
         self.posted_bytes += len(data)
-        if self._drained.is_set():
-            self._drained = anyio.Event()
-        if not self._wake.is_set():
-            self._wake.set()
+        if not self._writer_on:
+            self._start_writer()
         return True
 
     async def send(self, event: Event) -> None:
@@ -313,7 +317,16 @@ class ServerSession:
 
     async def drain(self) -> None:
         """Wait until everything posted is written (or the connection is gone)."""
+        if self._closed or not self._writer_on:
+            return
+        if self._drained is None:
+            self._drained = anyio.Event()
         await self._drained.wait()
+
+    def _set_drained(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
 
     async def accept(self, **options: Any) -> None:
         """Answer the CONNECT with CONNECTED (options as :meth:`ServerConnection.accept`)."""
@@ -349,9 +362,8 @@ class ServerSession:
     async def _close(self, linger: float | None = None) -> None:
         if not self._closed:
             self._closed = True
-            self._wake.set()
-            self._drained.set()
-            self._tick_wake.set()
+            self._set_drained()
+            self._wake_timer()
             await self.transport.aclose(error=self._error_posted, linger=linger)
 
     async def abort(self, error: Error | None = None, *, timeout: float = 0.5) -> None:
@@ -383,56 +395,64 @@ class ServerSession:
         server_log("connect timeout", logging.INFO, "%s from %s", text, self.peer)
         await self.abort(Error(message=text, content_type="text/plain", body=text.encode()))
 
+    def _start_writer(self) -> None:
+        if self._tg is not None and not self._closed:
+            self._writer_on = True
+            self._tg.start_soon(self._writer)
+
     async def _writer(self) -> None:
-        """Write what is posted, a batch at a time; close after the last frame."""
+        """Write what is posted, a batch at a time, until all is written; close
+        after the last frame."""
         transport = self.transport
         # A transport of one frame per message that writes many at once (ours).
         send_frames = None if self._joined else getattr(transport, "send_frames", None)
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if self._closed:
-                return
-            batch, self._outbox = self._outbox, []
-            self._writing = True
-            if not self._reading:
-                self._progress()  # from here, silence counts only while this write is stuck
-            try:
-                pieces: Iterable[bytes]
-                if batch:
-                    self._beat = b""  # the frames are traffic enough
-                    if send_frames is not None:
-                        await send_frames(batch, self._wrote_piece)  # a message each, one write
-                        pieces = ()
-                    elif not self._joined:
-                        pieces = batch  # one frame per send (a WebSocket message each)
-                    else:
-                        data = batch[0] if len(batch) == 1 else b"".join(batch)
-                        if len(data) <= _CHUNK:
-                            pieces = (data,)
+        try:
+            while not self._closed:
+                batch, self._outbox = self._outbox, []
+                if not batch and not self._beat:
+                    return  # all written: the next post() starts a writer again
+                self._writing = True
+                if not self._reading:
+                    self._progress()  # from here, silence counts only while this write is stuck
+                try:
+                    pieces: Iterable[bytes]
+                    if batch:
+                        self._beat = b""  # the frames are traffic enough
+                        if send_frames is not None:
+                            await send_frames(batch, self._wrote_piece)  # a message each, one write
+                            pieces = ()
+                        elif not self._joined:
+                            pieces = batch  # one frame per send (a WebSocket message each)
                         else:
-                            pieces = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
-                else:
-                    pieces = (self._beat,) if self._beat else ()
-                    self._beat = b""
-                for piece in pieces:
-                    await transport.send(piece)
-                    if not self._reading:
-                        self._progress()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                if not self._closed:
-                    self.ending("reset")
-                await self.close()
-                return
-            finally:
-                self._writing = False
-            if batch:
-                self._pending -= sum(map(len, batch))
-            if not self._outbox:
-                self._drained.set()
-                if self.conn.state is State.CLOSED:
+                            data = batch[0] if len(batch) == 1 else b"".join(batch)
+                            if len(data) <= _CHUNK:
+                                pieces = (data,)
+                            else:
+                                pieces = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
+                    else:
+                        pieces = (self._beat,)
+                        self._beat = b""
+                    for piece in pieces:
+                        await transport.send(piece)
+                        if not self._reading:
+                            self._progress()
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    if not self._closed:
+                        self.ending("reset")
                     await self.close()
                     return
+                finally:
+                    self._writing = False
+                if batch:
+                    self._pending -= sum(map(len, batch))
+                if not self._outbox and self.conn.state is State.CLOSED:
+                    self._writer_on = False
+                    self._set_drained()  # the last frame is out
+                    await self.close()
+                    return
+        finally:
+            self._writer_on = False
+            self._set_drained()
 
     def _wrote_piece(self) -> None:
         if not self._reading:
@@ -448,66 +468,89 @@ class ServerSession:
         """
         self.conn.handle_timer(anyio.current_time(), reading=False)
 
-    async def _tick(self) -> None:
-        """Sleep until the next deadline; never wait for the writer.
+    def _start_timer(self) -> None:
+        """A deadline appeared (or came earlier): the timer takes it into account."""
+        if self._timer_on:
+            self._wake_timer()
+        elif self._tg is not None and not self._closed:
+            self._timer_on = True
+            self._tg.start_soon(self._tick)
 
-        No polling (issue 9, item 13): with no deadline the timer sleeps until
-        something moves one earlier, and only two things do: CONNECTED going
-        out (heart-beats start) and the CONNECT arriving (its deadline ends);
-        both set ``_tick_wake``, as closing does. Traffic only ever moves a
-        deadline later, so it wakes nobody: the timer wakes at the old deadline,
-        finds nothing due and sleeps again.
+    def _wake_timer(self) -> None:
+        wake = self._tick_wake
+        if wake is not None:
+            wake.set()
+
+    async def _sleep_unless_woken(self, deadline: float) -> None:
+        self._tick_wake = wake = anyio.Event()
+        with anyio.move_on_at(deadline):
+            await wake.wait()
+        self._tick_wake = None
+
+    async def _tick(self) -> None:
+        """Sleep until the next deadline; never wait for the writer; end when
+        there is none.
+
+        No polling (issue 9, item 13): with no deadline the timer ends, and
+        only two things bring one: CONNECTED going out (heart-beats start:
+        :meth:`post` starts the timer) and the CONNECT arriving (its deadline
+        ends: the timer, waiting for it, is woken), as closing does. Traffic only
+        ever moves a deadline later, so it wakes nobody: the timer wakes at the
+        old deadline, finds nothing due and sleeps again.
         """
         conn = self.conn
         handled = -math.inf  # the time of the last handle_timer() call
-        while not self._closed:
-            self._tick_wakeups += 1
-            if self.connect_deadline is not None:
-                if conn.state is not State.AWAITING_CONNECT:
-                    self.connect_deadline = None
-                elif anyio.current_time() >= self.connect_deadline:
-                    await self._connect_expired()
+        try:
+            while not self._closed:
+                self._tick_wakeups += 1
+                if self.connect_deadline is not None:
+                    if conn.state is not State.AWAITING_CONNECT:
+                        self.connect_deadline = None
+                    elif anyio.current_time() >= self.connect_deadline:
+                        await self._connect_expired()
+                        return
+                    else:
+                        await self._sleep_unless_woken(self.connect_deadline)
+                        continue
+                deadline = conn.next_deadline()
+                if deadline is None:
+                    return  # nothing is due: post(Connected) starts a timer again
+                if deadline <= handled:
+                    # Still due at the time just handled (float rounding in the core's
+                    # deadline arithmetic): never spin, come back a moment later.
+                    deadline = handled + _MIN_TICK
+                await anyio.sleep_until(deadline)
+                if self._closed:
                     return
-                else:
-                    with anyio.move_on_at(self.connect_deadline):
-                        await self._tick_wake.wait()
-                    self._tick_wake = anyio.Event()
-                    continue
-            deadline = conn.next_deadline()
-            if deadline is None:
-                await self._tick_wake.wait()
-                self._tick_wake = anyio.Event()
-                continue
-            if deadline <= handled:
-                # Still due at the time just handled (float rounding in the core's
-                # deadline arithmetic): never spin, come back a moment later.
-                deadline = handled + _MIN_TICK
-            await anyio.sleep_until(deadline)
-            if self._closed:
-                return
-            handled = anyio.current_time()
-            # The peer's silence counts while we wait in receive() and also while
-            # a write to it is in flight (the writer reset the count when it began
-            # and after each piece): a peer that neither reads nor sends is dead,
-            # whatever we were doing. A pause of ours (the handler busy, nothing
-            # being written) is not held against it.
-            try:
-                beat = conn.handle_timer(handled, reading=self._reading or self._writing)
-            except RemoteProtocolError as exc:
-                self.error = exc.with_traceback(None)  # no cycle through the frames
-                self.ending("heart-beat-timeout")
-                server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
-                await self.abort(timeout=_DROP_TIMEOUT)
-                return
-            if beat and not self._writing and not self._outbox:
-                self._beat = beat
-                self._wake.set()
+                handled = anyio.current_time()
+                # The peer's silence counts while we wait in receive() and also while
+                # a write to it is in flight (the writer reset the count when it began
+                # and after each piece): a peer that neither reads nor sends is dead,
+                # whatever we were doing. A pause of ours (the handler busy, nothing
+                # being written) is not held against it.
+                try:
+                    beat = conn.handle_timer(handled, reading=self._reading or self._writing)
+                except RemoteProtocolError as exc:
+                    self.error = exc.with_traceback(None)  # no cycle through the frames
+                    self.ending("heart-beat-timeout")
+                    server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
+                    await self.abort(timeout=_DROP_TIMEOUT)
+                    return
+                if beat and not self._writing and not self._outbox:
+                    self._beat = beat
+                    if not self._writer_on:
+                        self._start_writer()
+        finally:
+            self._timer_on = False
 
     async def _run(self, handler: Handler) -> None:
         """Run ``handler`` with the heart-beat and writer tasks beside it."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._tick)
-            tg.start_soon(self._writer)
+            self._tg = tg
+            if self.connect_deadline is not None:
+                self._start_timer()
+            if self._outbox:  # posted before the session ran
+                self._start_writer()
             try:
                 await handler(self)
                 await self.drain()
@@ -524,6 +567,7 @@ class ServerSession:
                 with anyio.CancelScope(shield=True):
                     await self.close()
                 tg.cancel_scope.cancel()
+        self._tg = None
 
 
 Handler = Callable[[ServerSession], Awaitable[None]]
