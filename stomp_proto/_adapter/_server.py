@@ -109,6 +109,45 @@ class ServerSession:
     #: it closes anyway.
     flush_timeout: float = 5.0
 
+    # Slots: a session's forty-odd attributes otherwise make a 1.6 KiB dict
+    # per connection (issue 14); ``__dict__`` keeps other attributes possible.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_accepts",
+        "_beat",
+        "_closed",
+        "_connect_timeout",
+        "_connects",
+        "_drained",
+        "_error_posted",
+        "_joined",
+        "_messages",
+        "_outbox",
+        "_pending",
+        "_reading",
+        "_received",
+        "_scheme",
+        "_sends",
+        "_sent",
+        "_tg",
+        "_tick_wake",
+        "_tick_wakeups",
+        "_timer_on",
+        "_writer_on",
+        "_writing",
+        "close_reason",
+        "conn",
+        "connect",
+        "connect_deadline",
+        "error",
+        "error_frame",
+        "peer",
+        "posted_bytes",
+        "received_bytes",
+        "transport",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -147,7 +186,7 @@ class ServerSession:
         self._writer_on = False
         self._timer_on = False
         self._drained: anyio.Event | None = None  # made by drain() when it must wait
-        self._tick_wake: anyio.Event | None = None  # made by the timer when it waits
+        self._tick_wake: anyio.CancelScope | None = None  # the timer's wait, to wake it
         self._tick_wakeups = 0  # how often the timer woke up (tests count them)
         self._scheme = scheme
         #: Why the session ended (one of :data:`CLOSE_REASONS`), once known:
@@ -157,11 +196,15 @@ class ServerSession:
         #: The ERROR frame sent to the client, if one was (the core's for a
         #: protocol error, or the application's).
         self.error_frame: Error | None = None
-        # Frames by event class, each way; the commonest kind (SEND in,
-        # MESSAGE out) is a plain int, the cheapest count on the hot path.
-        self._received: dict[type[Event], int] = {}
+        # Frames by event class, each way. The commonest kinds (SEND in,
+        # MESSAGE out) are plain ints, the cheapest count on the hot path, and
+        # so are CONNECT and CONNECTED; the dicts of the others are made at the
+        # first one (an idle session has none: issue 14).
+        self._received: dict[type[Event], int] | None = None
+        self._connects = 0
         self._sends = 0
-        self._sent: dict[type[Event], int] = {}
+        self._sent: dict[type[Event], int] | None = None
+        self._accepts = 0
         self._messages = 0
         #: Bytes read from the transport.
         self.received_bytes = 0
@@ -189,7 +232,8 @@ class ServerSession:
     @property
     def frames_received(self) -> dict[type[Event], int]:
         """Event class -> how many the client sent (heart-beats included)."""
-        found = dict(self._received)
+        found: dict[type[Event], int] = {Connect: self._connects} if self._connects else {}
+        found.update(self._received or ())
         if self._sends:
             found[Send] = self._sends
         return found
@@ -197,7 +241,8 @@ class ServerSession:
     @property
     def frames_sent(self) -> dict[type[Event], int]:
         """Event class -> how many were posted to the client."""
-        found = dict(self._sent)
+        found: dict[type[Event], int] = {Connected: self._accepts} if self._accepts else {}
+        found.update(self._sent or ())
         if self._messages:
             found[Message] = self._messages
         return found
@@ -223,16 +268,27 @@ class ServerSession:
         A protocol violation is answered with ERROR and the connection closed
         before :class:`ConnectionClosed` is returned (see :attr:`error`).
         """
+        return await self._receive_event(False)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self  # no generator object per connection
+
+    def __anext__(self) -> Awaitable[Event]:
+        # One coroutine frame while an idle session waits (issue 14).
+        return self._receive_event(True)
+
+    async def _receive_event(self, stop: bool) -> Event:
+        """next_event(); with ``stop``, StopAsyncIteration instead of ConnectionClosed."""
         conn = self.conn
         while True:
             try:
                 event = conn.next_event()
             except RemoteProtocolError as exc:
                 await self._fail(exc)
-                return ConnectionClosed()
+                return _closed_event(stop)
             if event is NEED_DATA:
                 if self._closed:
-                    return ConnectionClosed()
+                    return _closed_event(stop)
                 self._reading = True
                 try:
                     data = await self.transport.receive()
@@ -248,33 +304,29 @@ class ServerSession:
             if event is PAUSED:
                 if self._closed or conn.state is not State.CONNECTING:
                     await self._flush_and_close()
-                    return ConnectionClosed()
+                    return _closed_event(stop)
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
             kind = type(event)
             if kind is Send:
                 self._sends += 1
                 return event
-            counts = self._received
-            counts[kind] = counts.get(kind, 0) + 1
             if kind is Connect:
+                self._connects += 1
                 self.connect = event  # type: ignore[assignment]
                 if self.connect_deadline is not None:
                     self._wake_timer()  # the CONNECT deadline is met
-            elif kind is Disconnect:
+                return event
+            counts = self._received
+            if counts is None:
+                counts = self._received = {}
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind is Disconnect:
                 self.ending("disconnect")
             elif kind is ConnectionClosed:
                 await self._flush_and_close()  # the last RECEIPT or ERROR goes out first
+                if stop:
+                    raise StopAsyncIteration
             return event
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self.next_event()
-            if isinstance(event, ConnectionClosed):
-                return
-            yield event
 
     def post(self, event: Event) -> bool:
         """Queue ``event`` to be written; return False if it will never be.
@@ -294,8 +346,12 @@ class ServerSession:
         kind = type(event)
         if kind is Message:
             self._messages += 1
+        elif kind is Connected:
+            self._accepts += 1
         else:
             counts = self._sent
+            if counts is None:
+                counts = self._sent = {}
             counts[kind] = counts.get(kind, 0) + 1
         if kind is Error:
             self._error_posted = True
@@ -398,7 +454,7 @@ class ServerSession:
     def _start_writer(self) -> None:
         if self._tg is not None and not self._closed:
             self._writer_on = True
-            self._tg.start_soon(self._writer)
+            self._tg.start_soon(self._helper, self._writer)
 
     async def _writer(self) -> None:
         """Write what is posted, a batch at a time, until all is written; close
@@ -474,17 +530,19 @@ class ServerSession:
             self._wake_timer()
         elif self._tg is not None and not self._closed:
             self._timer_on = True
-            self._tg.start_soon(self._tick)
+            self._tg.start_soon(self._helper, self._tick)
 
     def _wake_timer(self) -> None:
-        wake = self._tick_wake
-        if wake is not None:
-            wake.set()
+        """End the timer's wait now (it looks at its deadlines again)."""
+        scope = self._tick_wake
+        if scope is not None:
+            scope.cancel()
 
-    async def _sleep_unless_woken(self, deadline: float) -> None:
-        self._tick_wake = wake = anyio.Event()
-        with anyio.move_on_at(deadline):
-            await wake.wait()
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline``, or until :meth:`_wake_timer`."""
+        with anyio.CancelScope(deadline=deadline) as scope:
+            self._tick_wake = scope
+            await anyio.sleep_forever()
         self._tick_wake = None
 
     async def _tick(self) -> None:
@@ -510,7 +568,7 @@ class ServerSession:
                         await self._connect_expired()
                         return
                     else:
-                        await self._sleep_unless_woken(self.connect_deadline)
+                        await self._sleep_until(self.connect_deadline)
                         continue
                 deadline = conn.next_deadline()
                 if deadline is None:
@@ -519,7 +577,7 @@ class ServerSession:
                     # Still due at the time just handled (float rounding in the core's
                     # deadline arithmetic): never spin, come back a moment later.
                     deadline = handled + _MIN_TICK
-                await anyio.sleep_until(deadline)
+                await self._sleep_until(deadline)
                 if self._closed:
                     return
                 handled = anyio.current_time()
@@ -543,34 +601,63 @@ class ServerSession:
         finally:
             self._timer_on = False
 
-    async def _run(self, handler: Handler) -> None:
-        """Run ``handler`` with the heart-beat and writer tasks beside it."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            if self.connect_deadline is not None:
-                self._start_timer()
-            if self._outbox:  # posted before the session ran
-                self._start_writer()
-            try:
-                await handler(self)
-                await self.drain()
-            except Exception:  # one broken session must not take the listener down
-                self.ending("internal-error")
-                server_log(
-                    f"handler {handler!r}",
-                    logging.ERROR,
-                    "STOMP session handler failed (peer %s)",
-                    self.peer,
-                    exc_info=True,
-                )
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.close()
-                tg.cancel_scope.cancel()
-        self._tg = None
+    async def _run(self, handler: Handler, helpers: anyio.abc.TaskGroup | None = None) -> None:
+        """Run ``handler``; the writer and the timer run beside it when needed.
+
+        ``helpers``: the task group to start them in (a listener's, shared by
+        its connections: no task group per connection); without it the
+        session makes its own.
+        """
+        if helpers is None:
+            async with anyio.create_task_group() as tg:
+                try:
+                    await self._run(handler, tg)
+                finally:
+                    tg.cancel_scope.cancel()
+            return
+        self._tg = helpers
+        if self.connect_deadline is not None:
+            self._start_timer()
+        if self._outbox:  # posted before the session ran
+            self._start_writer()
+        try:
+            await handler(self)
+            await self.drain()
+        except Exception:  # one broken session must not take the listener down
+            self.ending("internal-error")
+            server_log(
+                f"handler {handler!r}",
+                logging.ERROR,
+                "STOMP session handler failed (peer %s)",
+                self.peer,
+                exc_info=True,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            self._tg = None
+
+    async def _helper(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run the writer or the timer: a bug in one ends its session, never
+        the task group it shares with other sessions."""
+        try:
+            await run()
+        except Exception:
+            self.ending("internal-error")
+            server_log(
+                "session helper", logging.ERROR, "session of %s failed", self.peer, exc_info=True
+            )
+            with anyio.CancelScope(shield=True):
+                await self.close()
 
 
 Handler = Callable[[ServerSession], Awaitable[None]]
+
+
+def _closed_event(stop: bool) -> ConnectionClosed:
+    if stop:
+        raise StopAsyncIteration
+    return ConnectionClosed()
 
 
 def _scheme_of(transport: Transport) -> str:
@@ -642,13 +729,18 @@ def session_starter(
     # Built once now, so that bad options fail at start-up, not per connection.
     ServerConnection(versions=versions, heart_beat=heart_beat, grace=grace, limits=limits)
 
-    async def start(transport: Transport, peer: object, deadline: float | None) -> None:
+    def start(
+        transport: Transport,
+        peer: object,
+        deadline: float | None,
+        helpers: anyio.abc.TaskGroup | None = None,
+    ) -> Awaitable[None]:
         conn = ServerConnection(
             versions=versions, heart_beat=heart_beat, grace=grace, limits=limits
         )
         session = ServerSession(
             transport, conn, peer, connect_deadline=deadline, connect_timeout=connect_timeout
         )
-        await session._run(handler)
+        return session._run(handler, helpers)  # a coroutine, not one more frame around it
 
     return start
