@@ -278,7 +278,9 @@ async def connections(target, c: Counts, *, ws: bool = False) -> Result:
         rss1 = target.rss_bytes()
         per = (rss1 - rss0) / n / 1024
         sample = random.sample(conns, min(c.sample, n))
-        receipt = b"DISCONNECT\nreceipt:idle\n\n\x00"  # answered with a RECEIPT
+        # Answered with a RECEIPT by both brokers over both transports (RabbitMQ
+        # Web-STOMP closes on DISCONNECT without its RECEIPT).
+        receipt = b"SEND\ndestination:/topic/idle-probe\nreceipt:idle\n\n\x00"
         for conn in sample:
             conn.write(conn.wrap(receipt))
         answered = 0
