@@ -29,6 +29,7 @@ wsproto connection is dropped and the open connection is framed by
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import ssl as _ssl
 from collections.abc import Callable, Sequence
@@ -279,6 +280,11 @@ async def serve_websocket(
     ``await task_group.start(serve_websocket, handler, host, 0)`` the bound port
     is returned.
     """
+    for module in ("wsproto", "websockets"):  # at start, not at the first connection
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError(
+                f"STOMP over WebSocket needs {module}: pip install 'stomp-proto[websocket]'"
+            )
     if max_message_size is None:
         lim = limits if limits is not None else Limits()
         max_message_size = lim.max_header_size + lim.max_body_size
