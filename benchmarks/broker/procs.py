@@ -23,12 +23,14 @@ class BenchOurBroker(OurBroker):
     """Our broker as the issue runs it: no heart-beats offered, with a user
     (so that logins are checked as in production)."""
 
-    def __init__(self, profile: str | None = None) -> None:
+    def __init__(self, profile: str | None = None, module: str = "stomp_proto.broker") -> None:
         super().__init__()
         self.profile = profile
+        self.module = module  # benchmarks.broker.wsproto_broker: the wsproto framing
 
     def command(self) -> list[str]:
         cmd = super().command()
+        cmd[cmd.index("stomp_proto.broker")] = self.module
         at = cmd.index("--heart-beat")
         cmd[at + 1] = "0,0"
         extra = os.environ.get("BENCH_BROKER_ARGS", "").split()
@@ -105,11 +107,13 @@ class Target:
         return best
 
 
-def start_ours(profile: str | None = None) -> Target:
+def start_ours(
+    profile: str | None = None, module: str = "stomp_proto.broker", name: str = "stomp-proto"
+) -> Target:
     """Our broker, started; under cProfile (stats to ``profile`` when it stops) if given."""
-    broker = BenchOurBroker(profile)
+    broker = BenchOurBroker(profile, module)
     broker.start()
-    return Target("stomp-proto", broker)
+    return Target(name, broker)
 
 
 def start_rabbitmq() -> Target | str:

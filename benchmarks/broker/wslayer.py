@@ -18,6 +18,13 @@ connections? Both are timed here, in-process, in one run, on the same bytes:
 per message, built directly: server frames are unmasked and no extension is
 negotiated), for comparison with the libraries' own framing. Each figure is
 the median of ``--rounds`` rounds (7).
+
+``--end-to-end`` runs the suite's WebSocket scenarios (point to point,
+fan-out, latency) against two of our brokers side by side, in interleaved
+rounds (``--rounds``, here 3): the broker as it is (websockets) and the same
+broker with wsproto framing the open connections
+(``benchmarks/broker/wsproto_broker.py``), so the whole path is measured
+with only the library changed.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import gc
 import os
 import statistics
 import struct
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -172,10 +180,58 @@ def median_ms(call: Callable[[], object], rounds: int) -> float:
     return statistics.median(times) * 1000
 
 
+def end_to_end(rounds: int) -> None:
+    import asyncio
+
+    from . import procs
+    from .__main__ import _fmt, _settle
+    from .scenarios import SCENARIOS, Counts, raise_fd_limit
+
+    raise_fd_limit(2000)
+    names = ["ws-point-to-point", "ws-fan-out", "ws-latency"]
+    targets = [
+        procs.start_ours(name="websockets"),
+        procs.start_ours(module="benchmarks.broker.wsproto_broker", name="wsproto"),
+    ]
+    results: dict[str, dict[str, list[float]]] = {t.name: {n: [] for n in names} for t in targets}
+    cpu: dict[str, dict[str, list[float]]] = {t.name: {n: [] for n in names} for t in targets}
+
+    async def one_round(order: list[procs.Target]) -> None:
+        for name in names:
+            for target in order:
+                r = await SCENARIOS[name](target, Counts())
+                if r.error is not None or r.value is None:
+                    raise SystemExit(f"{target.name} {name}: {r.error}")
+                results[target.name][name].append(r.value)
+                cpu[target.name][name].append(r.cpu)
+                print(f"  {target.name:10} {name:17} {_fmt(r.value)} {r.unit}", file=sys.stderr)
+                for each in targets:
+                    await _settle(each)
+
+    try:
+        for k in range(rounds):
+            asyncio.run(one_round(targets if k % 2 == 0 else targets[::-1]))
+    finally:
+        for target in targets:
+            target.broker.close()
+    med = statistics.median
+    print(f"our broker over WebSocket, framing by each library, median of {rounds} rounds")
+    print("(ratio: websockets / wsproto; for latency, lower is better)")
+    print(f"{'scenario':<18} {'websockets':>12} {'wsproto':>12} {'ratio':>7} {'CPU s':>13}")
+    for name in names:
+        a, b = med(results["websockets"][name]), med(results["wsproto"][name])
+        ca, cb = med(cpu["websockets"][name]), med(cpu["wsproto"][name])
+        print(f"{name:<18} {_fmt(a):>12} {_fmt(b):>12} {a / b:6.2f}x {ca:5.1f} / {cb:5.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--end-to-end", action="store_true", help="both as the broker's layer")
     args = parser.parse_args(argv)
+    if args.end_to_end:
+        end_to_end(args.rounds if args.rounds != 7 else 3)
+        return
     data = chunks()
     frames = [MESSAGE] * N
     expected = len(SEND) * N
