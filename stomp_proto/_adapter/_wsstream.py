@@ -369,10 +369,11 @@ class WebSocketStream:
         ws = self._ws
         wait = self.close_timeout if linger is None else min(linger, self.close_timeout)
         with anyio.move_on_after(wait):
-            if ws.state is OPEN and not self._sending:
-                with contextlib.suppress(Exception):  # closing anyway
-                    ws.send_close(self.close_code)
-                    await self._write(b"".join(ws.data_to_send()))
+            if not self._sending:
+                if ws.state is OPEN:
+                    with contextlib.suppress(Exception):  # an unsendable code: closing anyway
+                        ws.send_close(self.close_code)
+                await self._flush()  # our Close, or the reply to the peer's not yet written
             if self._broken:
                 # Nothing more is parsed: say we are done (FIN after the Close)
                 # and drop what the peer still sends until it closes too.

@@ -705,3 +705,24 @@ async def test_invalid_utf8_across_fragments_closes_1007(start: Start) -> None:
     await client.stream.send(masked_frame(0x1, b"SEND\ndestination:/q\n\n\xe2", fin=False))
     await client.stream.send(masked_frame(0x0, b"\x28\x00"))  # not a continuation byte
     assert await client.closed() == 1007
+
+
+async def test_a_close_sent_with_the_upgrade_request_is_answered(start: Start) -> None:
+    server = await start()
+    ws = WSConnection(ConnectionType.CLIENT)
+    request = ws.send(Request(host="127.0.0.1", target="/ws", subprotocols=["v12.stomp"]))
+    close = masked_frame(0x8, (1000).to_bytes(2, "big"))
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(request + masked_frame(0x1, CONNECT.encode()) + close)
+        events: list[Event] = []
+        with anyio.fail_after(5):
+            while not any(isinstance(e, CloseConnection) for e in events):
+                try:
+                    data: bytes | None = await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    data = None
+                ws.receive_data(data)
+                events += ws.events()
+    assert isinstance(events[0], AcceptConnection)
+    closing = next(e for e in events if isinstance(e, CloseConnection))
+    assert closing.code == 1000  # the server's reply, not a TCP close (1006)
