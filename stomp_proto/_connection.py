@@ -126,6 +126,22 @@ class Limits:
     max_connect_frame_size: int = 8 * 1024
 
 
+def _role_types(own: frozenset[str]) -> tuple[dict[str, type[Event]], dict[str, type[Event]]]:
+    """The event class of each command the peer may send (``own``: the
+    commands we send), and those next_event() may convert without
+    _receive_frame's special cases (CONNECT, and any frame of a 1.0 session,
+    get trimmed values)."""
+    peer = {command: kind for command, kind in _EVENT_TYPES.items() if command not in own}
+    return peer, {c: k for c, k in peer.items() if k is not Connect}
+
+
+# Made once per role, shared by every connection (never mutated, only replaced).
+_ROLE_TYPES = {
+    Role.CLIENT: _role_types(CLIENT_COMMANDS),
+    Role.SERVER: _role_types(SERVER_COMMANDS),
+}
+
+
 class _Connection:
     """The engine behind both roles; use ClientConnection or ServerConnection."""
 
@@ -138,14 +154,7 @@ class _Connection:
         self.grace = grace
         self.limits = limits = Limits() if limits is None else limits
         self._own_commands = CLIENT_COMMANDS if self.role is Role.CLIENT else SERVER_COMMANDS
-        self._peer_types = {
-            command: kind
-            for command, kind in _EVENT_TYPES.items()
-            if command not in self._own_commands
-        }
-        # Frames next_event() may convert without _receive_frame's special
-        # cases (CONNECT, and any frame of a 1.0 session, get trimmed values).
-        self._fast_types = {c: k for c, k in self._peer_types.items() if k is not Connect}
+        self._peer_types, self._fast_types = _ROLE_TYPES[self.role]
         self._set_state(State.AWAITING_CONNECT)
         self._version: str | None = None
         # Until a version is agreed, frames are read with 1.0 rules: CONNECT

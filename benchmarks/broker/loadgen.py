@@ -7,14 +7,18 @@ at the start of every body with one ``re.findall``, then compares the list
 with the expected slice (one C-level list comparison): anything lost,
 duplicated, reordered or unexpected (an ERROR frame) is caught.
 
-Over WebSocket, client frames are made with wsproto ahead of time; the
-server's (unmasked) frames are unwrapped by a small decoder here, because
-wsproto's per-message events would make the consumer the bottleneck.
+Over WebSocket the client does what stompjs does: every STOMP frame is one
+WebSocket message (text when it is UTF-8), masked with a fresh key; a batch
+of them goes out in one write, made ahead of time (wsproto only does the
+handshake). The server's (unmasked) frames are unwrapped by a small decoder
+here, because a WebSocket library's per-message events would make the
+consumer the bottleneck.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import struct
 import time
@@ -49,6 +53,26 @@ def send_frame(destination: str, payload: bytes) -> bytes:
 # -- connections ---------------------------------------------------------------
 
 
+def ws_message(payload: bytes) -> bytes:
+    """``payload`` as one masked client-to-server WebSocket message: text
+    when it is UTF-8 (as stompjs sends a string), binary otherwise."""
+    try:
+        payload.decode()
+        opcode = 0x81
+    except UnicodeDecodeError:
+        opcode = 0x82
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", opcode, 0x80 | n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", opcode, 0x80 | 127, n)
+    key = os.urandom(4)
+    stream = int.from_bytes((key * (n // 4 + 1))[:n], "big")
+    return head + key + (int.from_bytes(payload, "big") ^ stream).to_bytes(n, "big")
+
+
 class Conn:
     """A STOMP connection over TCP, or WebSocket when ``ws`` is set."""
 
@@ -59,12 +83,15 @@ class Conn:
         self._wsbuf = b""
 
     def wrap(self, stomp: bytes) -> bytes:
-        """The bytes to put on the wire for ``stomp`` (one or more whole frames)."""
-        if self.ws is None:
-            return stomp
-        from wsproto.events import BytesMessage
+        """The bytes to put on the wire for one STOMP frame (or heart-beat)."""
+        return stomp if self.ws is None else ws_message(stomp)
 
-        return self.ws.send(BytesMessage(data=stomp))
+    def wire(self, frames: Sequence[bytes]) -> bytes:
+        """The bytes of one write carrying ``frames``: joined over TCP; over
+        WebSocket each frame its own message, as stompjs sends them."""
+        if self.ws is None:
+            return b"".join(frames)
+        return b"".join([ws_message(f) for f in frames])
 
     def write(self, wire: bytes) -> None:
         self.writer.write(wire)
@@ -194,10 +221,6 @@ async def subscribe(conn: Conn, destination: str, sub_id: str, ack: str = "auto"
 # -- producer and consumer -------------------------------------------------------
 
 
-def batches(frames: Sequence[bytes], per_batch: int) -> list[bytes]:
-    return [b"".join(frames[i : i + per_batch]) for i in range(0, len(frames), per_batch)]
-
-
 async def produce(conn: Conn, wire_batches: Sequence[bytes]) -> None:
     for batch in wire_batches:
         conn.write(batch)
@@ -251,7 +274,7 @@ class Consumer:
                 if len(ids) != count:
                     self.error = f"{count} messages but {len(ids)} ack headers"
                     return
-                conn.write(conn.wrap(b"".join([b"ACK\nid:" + i + b"\n\n\x00" for i in ids])))
+                conn.write(conn.wire([b"ACK\nid:" + i + b"\n\n\x00" for i in ids]))
         self.pos = pos
         self.done_at = time.perf_counter()
         self.extra = buf

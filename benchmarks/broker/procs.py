@@ -24,21 +24,29 @@ class BenchOurBroker(OurBroker):
     (so that logins are checked as in production); with ``store``, a durable
     store in its directory (``--store``, the default sync policy: full)."""
 
-    def __init__(self, *, store: bool = False) -> None:
+    def __init__(
+        self,
+        profile: str | None = None,
+        module: str = "stomp_proto.broker",
+        *,
+        store: bool = False,
+    ) -> None:
         super().__init__()
+        self.profile = profile
+        self.module = module  # benchmarks.broker.wsproto_broker: the wsproto framing
         self.store = store
 
     def command(self) -> list[str]:
         cmd = super().command()
+        cmd[cmd.index("stomp_proto.broker")] = self.module
         at = cmd.index("--heart-beat")
         cmd[at + 1] = "0,0"
         extra = os.environ.get("BENCH_BROKER_ARGS", "").split()
         if self.store:
             extra = ["--store", str(self.dir / "store.db"), *extra]
         cmd = [*cmd, "--log-level", "WARNING", *extra]
-        profile = os.environ.get("BENCH_BROKER_CPROFILE")
-        if profile:  # written when the broker exits on SIGTERM
-            cmd[1:1] = ["-m", "cProfile", "-o", profile]
+        if self.profile:  # written when the broker exits on SIGTERM
+            cmd[1:1] = ["-m", "cProfile", "-o", self.profile]
         return cmd
 
 
@@ -109,10 +117,18 @@ class Target:
         return best
 
 
-def start_ours(*, store: bool = False) -> Target:
-    broker = BenchOurBroker(store=store)
+def start_ours(
+    profile: str | None = None,
+    module: str = "stomp_proto.broker",
+    name: str = "stomp-proto",
+    *,
+    store: bool = False,
+) -> Target:
+    """Our broker, started; under cProfile (stats to ``profile`` when it stops) if
+    given; with ``store``, a durable store (``--store``)."""
+    broker = BenchOurBroker(profile, module, store=store)
     broker.start()
-    return Target("stomp-proto", broker)
+    return Target(name, broker)
 
 
 def start_rabbitmq() -> Target | str:

@@ -67,16 +67,22 @@ def summary(path: Path, top: int = 15) -> str:
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     by_file: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
         frames = [_name(f) for f in stack.split(";")]
-        # Idle: the event loop waiting in select/epoll.
-        if frames and ("select (selectors.py)" in frames[-1] or "poll" in frames[-1]):
-            frames = ["<idle in epoll>"]
+        # Idle: the event loop waiting in select/epoll, or a thread pool's
+        # worker waiting for work (py-spy samples it as if it ran).
+        if frames and (
+            "select (selectors.py)" in frames[-1]
+            or "poll" in frames[-1]
+            or frames[-1] == "_worker (thread.py)"
+        ):
+            idle += n
+            continue
         total += n
         self_time[frames[-1]] += n
         by_file[_file(stack.rsplit(";", 1)[-1])] += n
@@ -84,7 +90,10 @@ def summary(path: Path, top: int = 15) -> str:
             inclusive[f] += n
     if not total:
         return "(no samples)"
-    lines = [f"{total} samples (busy only: py-spy skips idle samples)", "self time by file:"]
+    lines = [
+        f"{total} busy samples (shares below are of these), {idle} idle (epoll, pool threads)",
+        "self time by file:",
+    ]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in by_file.most_common(12)]
     lines.append("self time:")
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in self_time.most_common(top)]

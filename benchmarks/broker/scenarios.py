@@ -1,4 +1,9 @@
-"""The scenarios of issue 6, each run against one broker (a procs.Target)."""
+"""The scenarios of issues 6 and 14, each run against one broker (a procs.Target).
+
+Every scenario but client-individual runs over TCP and over WebSocket
+(``ws-`` names): the same load, the same checks; over WebSocket each STOMP
+frame is one message, both ways.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ from .loadgen import (
     TS_RE,
     BenchError,
     Consumer,
-    batches,
     body,
     open_conn,
     produce,
@@ -104,7 +108,7 @@ async def _stream(target, n: int, *, ack: str, ws: bool) -> Result:
     producer_conn = await open_conn(target, ws=ws)
     await subscribe(consumer_conn, dest, "0", ack)
     frames = [send_frame(dest, body(i)) for i in range(n)]
-    wire = [producer_conn.wrap(b) for b in batches(frames, BATCH)]
+    wire = _batches(producer_conn, frames)
     consumer = Consumer(consumer_conn, [seq_token(i) for i in range(n)], ack=ack != "auto")
     task = asyncio.create_task(consumer.run())
     start = time.perf_counter()
@@ -125,8 +129,14 @@ async def _stream(target, n: int, *, ack: str, ws: bool) -> Result:
     )
 
 
-async def point_to_point(target, c: Counts) -> Result:
-    return await _measured(target, lambda: _stream(target, c.p2p, ack="auto", ws=False), c.timeout)
+def _batches(conn, frames: list[bytes]) -> list[bytes]:
+    """``frames`` as the producer's writes, BATCH frames each."""
+    return [conn.wire(frames[i : i + BATCH]) for i in range(0, len(frames), BATCH)]
+
+
+async def point_to_point(target, c: Counts, *, ws: bool = False) -> Result:
+    n = c.ws if ws else c.p2p
+    return await _measured(target, lambda: _stream(target, n, ack="auto", ws=ws), c.timeout)
 
 
 async def client_individual(target, c: Counts) -> Result:
@@ -135,19 +145,15 @@ async def client_individual(target, c: Counts) -> Result:
     )
 
 
-async def websocket(target, c: Counts) -> Result:
-    return await _measured(target, lambda: _stream(target, c.ws, ack="auto", ws=True), c.timeout)
-
-
-async def fan_out(target, c: Counts) -> Result:
+async def fan_out(target, c: Counts, *, ws: bool = False) -> Result:
     async def run() -> Result:
         dest = _name("topic")
         n, k = c.fanout, c.subscribers
-        conns = [await open_conn(target) for _ in range(k)]
+        conns = [await open_conn(target, ws=ws) for _ in range(k)]
         for i, conn in enumerate(conns):
             await subscribe(conn, dest, str(i))
-        producer_conn = await open_conn(target)
-        wire = batches([send_frame(dest, body(i)) for i in range(n)], BATCH)
+        producer_conn = await open_conn(target, ws=ws)
+        wire = _batches(producer_conn, [send_frame(dest, body(i)) for i in range(n)])
         expected = [seq_token(i) for i in range(n)]
         consumers = [Consumer(conn, expected) for conn in conns]
         tasks = [asyncio.create_task(cons.run()) for cons in consumers]
@@ -172,11 +178,11 @@ async def fan_out(target, c: Counts) -> Result:
     return await _measured(target, run, c.timeout)
 
 
-async def latency(target, c: Counts) -> Result:
+async def latency(target, c: Counts, *, ws: bool = False) -> Result:
     async def run() -> Result:
         dest = _name("queue")
-        consumer_conn = await open_conn(target)
-        producer_conn = await open_conn(target)
+        consumer_conn = await open_conn(target, ws=ws)
+        producer_conn = await open_conn(target, ws=ws)
         await subscribe(consumer_conn, dest, "0")
         n = int(c.latency_rate * c.latency_seconds)
         # A SEND serialized once; the body (sequence number, send time) is
@@ -223,8 +229,8 @@ async def latency(target, c: Counts) -> Result:
             if due > i:
                 now_ns = time.perf_counter_ns()
                 producer_conn.write(
-                    b"".join(
-                        head + b"%010d %019d" % (j, now_ns) + pad + tail for j in range(i, due)
+                    producer_conn.wire(
+                        [head + b"%010d %019d" % (j, now_ns) + pad + tail for j in range(i, due)]
                     )
                 )
                 i = due
@@ -259,7 +265,7 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-async def connections(target, c: Counts) -> Result:
+async def connections(target, c: Counts, *, ws: bool = False) -> Result:
     async def run() -> Result:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         n = min(c.connections, soft - 200)
@@ -271,7 +277,7 @@ async def connections(target, c: Counts) -> Result:
 
         async def one() -> None:
             async with sem:
-                conns.append(await open_conn(target))
+                conns.append(await open_conn(target, ws=ws))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(n)))
@@ -280,9 +286,11 @@ async def connections(target, c: Counts) -> Result:
         rss1 = target.rss_bytes()
         per = (rss1 - rss0) / n / 1024
         sample = random.sample(conns, min(c.sample, n))
-        receipt = b"DISCONNECT\nreceipt:idle\n\n\x00"  # answered with a RECEIPT
+        # Answered with a RECEIPT by both brokers over both transports (RabbitMQ
+        # Web-STOMP closes on DISCONNECT without its RECEIPT).
+        receipt = b"SEND\ndestination:/topic/idle-probe\nreceipt:idle\n\n\x00"
         for conn in sample:
-            conn.write(receipt)
+            conn.write(conn.wrap(receipt))
         answered = 0
         for conn in sample:
             try:
@@ -347,7 +355,7 @@ async def _receipts(conn, n: int) -> None:
 async def _fill_durable(target, dest: str, n: int) -> float:
     """Send n receipted persistent SENDs to ``dest``; seconds until the last RECEIPT."""
     conn = await open_conn(target)
-    wire = batches(_persistent_frames(dest, n), BATCH)
+    wire = _batches(conn, _persistent_frames(dest, n))
     reader = asyncio.create_task(_receipts(conn, n))
     start = time.perf_counter()
     try:
@@ -421,13 +429,27 @@ async def durable_drain(target, c: Counts) -> Result:
     return await _measured(target, run, c.timeout)
 
 
+def _over_ws(scenario):
+    async def run(target, c: Counts) -> Result:
+        return await scenario(target, c, ws=True)
+
+    return run
+
+
+#: Idle-memory scenarios: each runs once, on a broker started for it (memory
+#: that an earlier scenario freed would otherwise be reused and not show).
+MEMORY = ("connections", "ws-connections")
+
 SCENARIOS = {
     "connections": connections,
+    "ws-connections": _over_ws(connections),
     "point-to-point": point_to_point,
     "fan-out": fan_out,
     "client-individual": client_individual,
     "latency": latency,
-    "websocket": websocket,
+    "ws-point-to-point": _over_ws(point_to_point),
+    "ws-fan-out": _over_ws(fan_out),
+    "ws-latency": _over_ws(latency),
     "durable-send": durable_send,
     "durable-drain": durable_drain,
 }
@@ -436,4 +458,4 @@ SCENARIOS = {
 #: the others measure the broker without one).
 DURABLE = ("durable-send", "durable-drain")
 
-__all__ = ["DURABLE", "QUICK", "SCENARIOS", "Counts", "Result", "raise_fd_limit"]
+__all__ = ["DURABLE", "MEMORY", "QUICK", "SCENARIOS", "Counts", "Result", "raise_fd_limit"]

@@ -57,8 +57,20 @@ class Accepting(Protocol[T_co]):
 
 #: Turns an accepted (and TLS-wrapped) stream into a transport; None drops it.
 Upgrade = Callable[[anyio.abc.ByteStream], Awaitable[Transport | None]]
-#: Runs a session over an upgraded transport: (transport, peer, CONNECT deadline).
-Start = Callable[[Transport, object, float | None], Awaitable[None]]
+
+
+class Start(Protocol):
+    """Runs a session over an upgraded transport: (transport, peer, CONNECT
+    deadline, the task group its helper tasks may share)."""
+
+    def __call__(
+        self,
+        transport: Transport,
+        peer: object,
+        deadline: float | None,
+        helpers: anyio.abc.TaskGroup | None = None,
+        /,
+    ) -> Awaitable[None]: ...  # pragma: no cover
 
 
 def _transient_errno(exc: BaseException) -> int | None:
@@ -127,6 +139,9 @@ async def listen(
     """
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     bound: int = listener.extra(anyio.abc.SocketAttribute.local_port)
+    # The listener's task group: each connection's task, and its session's
+    # writer and timer while they run (no task group per connection).
+    shared: list[anyio.abc.TaskGroup] = []
 
     async def run(stream: anyio.abc.ByteStream) -> None:
         accepted = anyio.current_time()
@@ -163,7 +178,7 @@ async def listen(
                 await stream.aclose()
             return
         try:
-            await start(transport, peer, None if connect_timeout is None else deadline)
+            await start(transport, peer, None if connect_timeout is None else deadline, shared[0])
         except Exception:  # the session catches its handler's errors; this is the rest
             server_log("session bug", logging.ERROR, "session with %s failed", peer, exc_info=True)
             await transport.aclose()
@@ -174,5 +189,6 @@ async def listen(
     async with listener:
         task_status.started(bound)
         async with anyio.create_task_group() as tg:
+            shared.append(tg)
             for each in listeners:
                 tg.start_soon(accept_loop, each, run, tg)

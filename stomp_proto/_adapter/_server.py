@@ -8,11 +8,15 @@ the core builds for it (one ERROR per session, always the last frame), then
 the connection is closed, and the session's iteration ends with
 :attr:`ServerSession.error` set.
 
-Two tasks run beside the handler. The *writer* is the only one that writes:
-posted frames go out a batch at a time. The *timer* sleeps until the next
-deadline, the core's (heart-beats, a silent peer) or the session's own
-(CONNECT must arrive by ``connect_deadline``), and never waits for the writer,
-so no backlog can keep a dead client connected (issue 9, items 9, 10, 13).
+The handler runs in the connection's task; two helpers run beside it, each
+only while it has work, so that an idle connection is one task (issue 14).
+The *writer* is the only one that writes: it is started when a frame is
+posted and nothing is being written, sends what is queued a batch at a time,
+and ends once everything is written. The *timer* exists while a deadline does,
+the core's (heart-beats, a silent peer) or the session's own (CONNECT must
+arrive by ``connect_deadline``): it sleeps until the deadline and never waits
+for the writer, so no backlog can keep a dead client connected (issue 9,
+items 9, 10, 13). Events to wait on are made only when someone waits.
 
 For the operator, each session records why it ended (:attr:`ServerSession.close_reason`,
 one of :data:`CLOSE_REASONS`, the first cause seen), the ERROR frame it sent if
@@ -105,6 +109,45 @@ class ServerSession:
     #: it closes anyway.
     flush_timeout: float = 5.0
 
+    # Slots: a session's forty-odd attributes otherwise make a 1.6 KiB dict
+    # per connection (issue 14); ``__dict__`` keeps other attributes possible.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_accepts",
+        "_beat",
+        "_closed",
+        "_connect_timeout",
+        "_connects",
+        "_drained",
+        "_error_posted",
+        "_joined",
+        "_messages",
+        "_outbox",
+        "_pending",
+        "_reading",
+        "_received",
+        "_scheme",
+        "_sends",
+        "_sent",
+        "_tg",
+        "_tick_wake",
+        "_tick_wakeups",
+        "_timer_on",
+        "_writer_on",
+        "_writing",
+        "close_reason",
+        "conn",
+        "connect",
+        "connect_deadline",
+        "error",
+        "error_frame",
+        "peer",
+        "posted_bytes",
+        "received_bytes",
+        "transport",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -136,12 +179,14 @@ class ServerSession:
         #: what was written to the transport (a broker's record of what
         #: reached a client). Read it; only :meth:`post` changes it.
         self.posted_bytes = 0
-        self._wake = anyio.Event()
-        self._drained = anyio.Event()
-        self._drained.set()
         self._joined = transport.joins_writes
         self._error_posted = False  # an ERROR is queued: it is the last frame
-        self._tick_wake = anyio.Event()
+        # The helpers' task group (set by _run), and whether each helper runs.
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._writer_on = False
+        self._timer_on = False
+        self._drained: anyio.Event | None = None  # made by drain() when it must wait
+        self._tick_wake: anyio.CancelScope | None = None  # the timer's wait, to wake it
         self._tick_wakeups = 0  # how often the timer woke up (tests count them)
         self._scheme = scheme
         #: Why the session ended (one of :data:`CLOSE_REASONS`), once known:
@@ -151,11 +196,15 @@ class ServerSession:
         #: The ERROR frame sent to the client, if one was (the core's for a
         #: protocol error, or the application's).
         self.error_frame: Error | None = None
-        # Frames by event class, each way; the commonest kind (SEND in,
-        # MESSAGE out) is a plain int, the cheapest count on the hot path.
-        self._received: dict[type[Event], int] = {}
+        # Frames by event class, each way. The commonest kinds (SEND in,
+        # MESSAGE out) are plain ints, the cheapest count on the hot path, and
+        # so are CONNECT and CONNECTED; the dicts of the others are made at the
+        # first one (an idle session has none: issue 14).
+        self._received: dict[type[Event], int] | None = None
+        self._connects = 0
         self._sends = 0
-        self._sent: dict[type[Event], int] = {}
+        self._sent: dict[type[Event], int] | None = None
+        self._accepts = 0
         self._messages = 0
         #: Bytes read from the transport.
         self.received_bytes = 0
@@ -183,7 +232,8 @@ class ServerSession:
     @property
     def frames_received(self) -> dict[type[Event], int]:
         """Event class -> how many the client sent (heart-beats included)."""
-        found = dict(self._received)
+        found: dict[type[Event], int] = {Connect: self._connects} if self._connects else {}
+        found.update(self._received or ())
         if self._sends:
             found[Send] = self._sends
         return found
@@ -191,7 +241,8 @@ class ServerSession:
     @property
     def frames_sent(self) -> dict[type[Event], int]:
         """Event class -> how many were posted to the client."""
-        found = dict(self._sent)
+        found: dict[type[Event], int] = {Connected: self._accepts} if self._accepts else {}
+        found.update(self._sent or ())
         if self._messages:
             found[Message] = self._messages
         return found
@@ -217,16 +268,27 @@ class ServerSession:
         A protocol violation is answered with ERROR and the connection closed
         before :class:`ConnectionClosed` is returned (see :attr:`error`).
         """
+        return await self._receive_event(False)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self  # no generator object per connection
+
+    def __anext__(self) -> Awaitable[Event]:
+        # One coroutine frame while an idle session waits (issue 14).
+        return self._receive_event(True)
+
+    async def _receive_event(self, stop: bool) -> Event:
+        """next_event(); with ``stop``, StopAsyncIteration instead of ConnectionClosed."""
         conn = self.conn
         while True:
             try:
                 event = conn.next_event()
             except RemoteProtocolError as exc:
                 await self._fail(exc)
-                return ConnectionClosed()
+                return _closed_event(stop)
             if event is NEED_DATA:
                 if self._closed:
-                    return ConnectionClosed()
+                    return _closed_event(stop)
                 self._reading = True
                 try:
                     data = await self.transport.receive()
@@ -242,33 +304,29 @@ class ServerSession:
             if event is PAUSED:
                 if self._closed or conn.state is not State.CONNECTING:
                     await self._flush_and_close()
-                    return ConnectionClosed()
+                    return _closed_event(stop)
                 raise LocalProtocolError("answer the CONNECT (accept() or reject()) first")
             kind = type(event)
             if kind is Send:
                 self._sends += 1
                 return event
-            counts = self._received
-            counts[kind] = counts.get(kind, 0) + 1
             if kind is Connect:
+                self._connects += 1
                 self.connect = event  # type: ignore[assignment]
                 if self.connect_deadline is not None:
-                    self._tick_wake.set()  # the CONNECT deadline is met
-            elif kind is Disconnect:
+                    self._wake_timer()  # the CONNECT deadline is met
+                return event
+            counts = self._received
+            if counts is None:
+                counts = self._received = {}
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind is Disconnect:
                 self.ending("disconnect")
             elif kind is ConnectionClosed:
                 await self._flush_and_close()  # the last RECEIPT or ERROR goes out first
+                if stop:
+                    raise StopAsyncIteration
             return event
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self.next_event()
-            if isinstance(event, ConnectionClosed):
-                return
-            yield event
 
     def post(self, event: Event) -> bool:
         """Queue ``event`` to be written; return False if it will never be.
@@ -288,22 +346,24 @@ class ServerSession:
         kind = type(event)
         if kind is Message:
             self._messages += 1
+        elif kind is Connected:
+            self._accepts += 1
         else:
             counts = self._sent
+            if counts is None:
+                counts = self._sent = {}
             counts[kind] = counts.get(kind, 0) + 1
         if kind is Error:
             self._error_posted = True
             self.error_frame = event  # type: ignore[assignment]
             self.ending("error")
-        elif kind is Connected:
-            self._tick_wake.set()  # heart-beats start now, not at the next poll
+        elif kind is Connected and self.conn.next_deadline() is not None:
+            self._start_timer()  # heart-beats start now
         self._outbox.append(data)
         self._pending += len(data)
         self.posted_bytes += len(data)
-        if self._drained.is_set():
-            self._drained = anyio.Event()
-        if not self._wake.is_set():
-            self._wake.set()
+        if not self._writer_on:
+            self._start_writer()
         return True
 
     async def send(self, event: Event) -> None:
@@ -313,7 +373,16 @@ class ServerSession:
 
     async def drain(self) -> None:
         """Wait until everything posted is written (or the connection is gone)."""
+        if self._closed or not self._writer_on:
+            return
+        if self._drained is None:
+            self._drained = anyio.Event()
         await self._drained.wait()
+
+    def _set_drained(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
 
     async def accept(self, **options: Any) -> None:
         """Answer the CONNECT with CONNECTED (options as :meth:`ServerConnection.accept`)."""
@@ -349,9 +418,8 @@ class ServerSession:
     async def _close(self, linger: float | None = None) -> None:
         if not self._closed:
             self._closed = True
-            self._wake.set()
-            self._drained.set()
-            self._tick_wake.set()
+            self._set_drained()
+            self._wake_timer()
             await self.transport.aclose(error=self._error_posted, linger=linger)
 
     async def abort(self, error: Error | None = None, *, timeout: float = 0.5) -> None:
@@ -383,51 +451,68 @@ class ServerSession:
         server_log("connect timeout", logging.INFO, "%s from %s", text, self.peer)
         await self.abort(Error(message=text, content_type="text/plain", body=text.encode()))
 
+    def _start_writer(self) -> None:
+        if self._tg is not None and not self._closed:
+            self._writer_on = True
+            self._tg.start_soon(self._helper, self._writer)
+
     async def _writer(self) -> None:
-        """Write what is posted, a batch at a time; close after the last frame."""
+        """Write what is posted, a batch at a time, until all is written; close
+        after the last frame."""
         transport = self.transport
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if self._closed:
-                return
-            batch, self._outbox = self._outbox, []
-            self._writing = True
-            if not self._reading:
-                self._progress()  # from here, silence counts only while this write is stuck
-            try:
-                pieces: Iterable[bytes]
-                if batch:
-                    self._beat = b""  # the frames are traffic enough
-                    if not self._joined:
-                        pieces = batch  # one frame per send (a WebSocket message each)
-                    else:
-                        data = batch[0] if len(batch) == 1 else b"".join(batch)
-                        if len(data) <= _CHUNK:
-                            pieces = (data,)
+        # A transport of one frame per message that writes many at once (ours).
+        send_frames = None if self._joined else getattr(transport, "send_frames", None)
+        try:
+            while not self._closed:
+                batch, self._outbox = self._outbox, []
+                if not batch and not self._beat:
+                    return  # all written: the next post() starts a writer again
+                self._writing = True
+                if not self._reading:
+                    self._progress()  # from here, silence counts only while this write is stuck
+                try:
+                    pieces: Iterable[bytes]
+                    if batch:
+                        self._beat = b""  # the frames are traffic enough
+                        if send_frames is not None:
+                            await send_frames(batch, self._wrote_piece)  # a message each, one write
+                            pieces = ()
+                        elif not self._joined:
+                            pieces = batch  # one frame per send (a WebSocket message each)
                         else:
-                            pieces = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
-                else:
-                    pieces = (self._beat,) if self._beat else ()
-                    self._beat = b""
-                for piece in pieces:
-                    await transport.send(piece)
-                    if not self._reading:
-                        self._progress()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                if not self._closed:
-                    self.ending("reset")
-                await self.close()
-                return
-            finally:
-                self._writing = False
-            if batch:
-                self._pending -= sum(map(len, batch))
-            if not self._outbox:
-                self._drained.set()
-                if self.conn.state is State.CLOSED:
+                            data = batch[0] if len(batch) == 1 else b"".join(batch)
+                            if len(data) <= _CHUNK:
+                                pieces = (data,)
+                            else:
+                                pieces = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
+                    else:
+                        pieces = (self._beat,)
+                        self._beat = b""
+                    for piece in pieces:
+                        await transport.send(piece)
+                        if not self._reading:
+                            self._progress()
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    if not self._closed:
+                        self.ending("reset")
                     await self.close()
                     return
+                finally:
+                    self._writing = False
+                if batch:
+                    self._pending -= sum(map(len, batch))
+                if not self._outbox and self.conn.state is State.CLOSED:
+                    self._writer_on = False
+                    self._set_drained()  # the last frame is out
+                    await self.close()
+                    return
+        finally:
+            self._writer_on = False
+            self._set_drained()
+
+    def _wrote_piece(self) -> None:
+        if not self._reading:
+            self._progress()
 
     def _progress(self) -> None:
         """A write starts, or went out (a whole one, or a piece of a long one).
@@ -439,85 +524,140 @@ class ServerSession:
         """
         self.conn.handle_timer(anyio.current_time(), reading=False)
 
-    async def _tick(self) -> None:
-        """Sleep until the next deadline; never wait for the writer.
+    def _start_timer(self) -> None:
+        """A deadline appeared (or came earlier): the timer takes it into account."""
+        if self._timer_on:
+            self._wake_timer()
+        elif self._tg is not None and not self._closed:
+            self._timer_on = True
+            self._tg.start_soon(self._helper, self._tick)
 
-        No polling (issue 9, item 13): with no deadline the timer sleeps until
-        something moves one earlier, and only two things do: CONNECTED going
-        out (heart-beats start) and the CONNECT arriving (its deadline ends);
-        both set ``_tick_wake``, as closing does. Traffic only ever moves a
-        deadline later, so it wakes nobody: the timer wakes at the old deadline,
-        finds nothing due and sleeps again.
+    def _wake_timer(self) -> None:
+        """End the timer's wait now (it looks at its deadlines again)."""
+        scope = self._tick_wake
+        if scope is not None:
+            scope.cancel()
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline``, or until :meth:`_wake_timer`."""
+        with anyio.CancelScope(deadline=deadline) as scope:
+            self._tick_wake = scope
+            await anyio.sleep_forever()
+        self._tick_wake = None
+
+    async def _tick(self) -> None:
+        """Sleep until the next deadline; never wait for the writer; end when
+        there is none.
+
+        No polling (issue 9, item 13): with no deadline the timer ends, and
+        only two things bring one: CONNECTED going out (heart-beats start:
+        :meth:`post` starts the timer) and the CONNECT arriving (its deadline
+        ends: the timer, waiting for it, is woken), as closing does. Traffic only
+        ever moves a deadline later, so it wakes nobody: the timer wakes at the
+        old deadline, finds nothing due and sleeps again.
         """
         conn = self.conn
         handled = -math.inf  # the time of the last handle_timer() call
-        while not self._closed:
-            self._tick_wakeups += 1
-            if self.connect_deadline is not None:
-                if conn.state is not State.AWAITING_CONNECT:
-                    self.connect_deadline = None
-                elif anyio.current_time() >= self.connect_deadline:
-                    await self._connect_expired()
+        try:
+            while not self._closed:
+                self._tick_wakeups += 1
+                if self.connect_deadline is not None:
+                    if conn.state is not State.AWAITING_CONNECT:
+                        self.connect_deadline = None
+                    elif anyio.current_time() >= self.connect_deadline:
+                        await self._connect_expired()
+                        return
+                    else:
+                        await self._sleep_until(self.connect_deadline)
+                        continue
+                deadline = conn.next_deadline()
+                if deadline is None:
+                    return  # nothing is due: post(Connected) starts a timer again
+                if deadline <= handled:
+                    # Still due at the time just handled (float rounding in the core's
+                    # deadline arithmetic): never spin, come back a moment later.
+                    deadline = handled + _MIN_TICK
+                await self._sleep_until(deadline)
+                if self._closed:
                     return
-                else:
-                    with anyio.move_on_at(self.connect_deadline):
-                        await self._tick_wake.wait()
-                    self._tick_wake = anyio.Event()
-                    continue
-            deadline = conn.next_deadline()
-            if deadline is None:
-                await self._tick_wake.wait()
-                self._tick_wake = anyio.Event()
-                continue
-            if deadline <= handled:
-                # Still due at the time just handled (float rounding in the core's
-                # deadline arithmetic): never spin, come back a moment later.
-                deadline = handled + _MIN_TICK
-            await anyio.sleep_until(deadline)
-            if self._closed:
-                return
-            handled = anyio.current_time()
-            # The peer's silence counts while we wait in receive() and also while
-            # a write to it is in flight (the writer reset the count when it began
-            # and after each piece): a peer that neither reads nor sends is dead,
-            # whatever we were doing. A pause of ours (the handler busy, nothing
-            # being written) is not held against it.
-            try:
-                beat = conn.handle_timer(handled, reading=self._reading or self._writing)
-            except RemoteProtocolError as exc:
-                self.error = exc.with_traceback(None)  # no cycle through the frames
-                self.ending("heart-beat-timeout")
-                server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
-                await self.abort(timeout=_DROP_TIMEOUT)
-                return
-            if beat and not self._writing and not self._outbox:
-                self._beat = beat
-                self._wake.set()
+                handled = anyio.current_time()
+                # The peer's silence counts while we wait in receive() and also while
+                # a write to it is in flight (the writer reset the count when it began
+                # and after each piece): a peer that neither reads nor sends is dead,
+                # whatever we were doing. A pause of ours (the handler busy, nothing
+                # being written) is not held against it.
+                try:
+                    beat = conn.handle_timer(handled, reading=self._reading or self._writing)
+                except RemoteProtocolError as exc:
+                    self.error = exc.with_traceback(None)  # no cycle through the frames
+                    self.ending("heart-beat-timeout")
+                    server_log("silent", logging.INFO, "dropping %s: %s", self.peer, exc)
+                    await self.abort(timeout=_DROP_TIMEOUT)
+                    return
+                if beat and not self._writing and not self._outbox:
+                    self._beat = beat
+                    if not self._writer_on:
+                        self._start_writer()
+        finally:
+            self._timer_on = False
 
-    async def _run(self, handler: Handler) -> None:
-        """Run ``handler`` with the heart-beat and writer tasks beside it."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._tick)
-            tg.start_soon(self._writer)
-            try:
-                await handler(self)
-                await self.drain()
-            except Exception:  # one broken session must not take the listener down
-                self.ending("internal-error")
-                server_log(
-                    f"handler {handler!r}",
-                    logging.ERROR,
-                    "STOMP session handler failed (peer %s)",
-                    self.peer,
-                    exc_info=True,
-                )
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.close()
-                tg.cancel_scope.cancel()
+    async def _run(self, handler: Handler, helpers: anyio.abc.TaskGroup | None = None) -> None:
+        """Run ``handler``; the writer and the timer run beside it when needed.
+
+        ``helpers``: the task group to start them in (a listener's, shared by
+        its connections: no task group per connection); without it the
+        session makes its own.
+        """
+        if helpers is None:
+            async with anyio.create_task_group() as tg:
+                try:
+                    await self._run(handler, tg)
+                finally:
+                    tg.cancel_scope.cancel()
+            return
+        self._tg = helpers
+        if self.connect_deadline is not None:
+            self._start_timer()
+        if self._outbox:  # posted before the session ran
+            self._start_writer()
+        try:
+            await handler(self)
+            await self.drain()
+        except Exception:  # one broken session must not take the listener down
+            self.ending("internal-error")
+            server_log(
+                f"handler {handler!r}",
+                logging.ERROR,
+                "STOMP session handler failed (peer %s)",
+                self.peer,
+                exc_info=True,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            self._tg = None
+
+    async def _helper(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run the writer or the timer: a bug in one ends its session, never
+        the task group it shares with other sessions."""
+        try:
+            await run()
+        except Exception:
+            self.ending("internal-error")
+            server_log(
+                "session helper", logging.ERROR, "session of %s failed", self.peer, exc_info=True
+            )
+            with anyio.CancelScope(shield=True):
+                await self.close()
 
 
 Handler = Callable[[ServerSession], Awaitable[None]]
+
+
+def _closed_event(stop: bool) -> ConnectionClosed:
+    if stop:
+        raise StopAsyncIteration
+    return ConnectionClosed()
 
 
 def _scheme_of(transport: Transport) -> str:
@@ -589,13 +729,18 @@ def session_starter(
     # Built once now, so that bad options fail at start-up, not per connection.
     ServerConnection(versions=versions, heart_beat=heart_beat, grace=grace, limits=limits)
 
-    async def start(transport: Transport, peer: object, deadline: float | None) -> None:
+    def start(
+        transport: Transport,
+        peer: object,
+        deadline: float | None,
+        helpers: anyio.abc.TaskGroup | None = None,
+    ) -> Awaitable[None]:
         conn = ServerConnection(
             versions=versions, heart_beat=heart_beat, grace=grace, limits=limits
         )
         session = ServerSession(
             transport, conn, peer, connect_deadline=deadline, connect_timeout=connect_timeout
         )
-        await session._run(handler)
+        return session._run(handler, helpers)  # a coroutine, not one more frame around it
 
     return start

@@ -1,8 +1,8 @@
 """Byte transports for the adapters: TCP, TLS and WebSocket, over AnyIO streams.
 
 A transport moves STOMP bytes and nothing else: ``send(data)``, ``receive()``
-(``b""`` at EOF) and ``aclose()``. WebSocket framing is done with wsproto (the
-sans-IO WebSocket library, the same architecture as ours): each outgoing
+(``b""`` at EOF) and ``aclose()``. Over WebSocket (the handshake by wsproto,
+the framing by websockets' sans-IO protocol: ``_wsstream.py``) each outgoing
 STOMP frame is one WebSocket message, text when it is valid UTF-8 and binary
 otherwise; incoming text and binary messages are both accepted, and frames
 split across messages or several frames in one message are handled by the
@@ -12,16 +12,13 @@ STOMP parser, which sees one byte stream.
 from __future__ import annotations
 
 import ssl as _ssl
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 
 from ._wsstream import INVALID_PAYLOAD, MESSAGE_TOO_BIG, WebSocketStream
-
-if TYPE_CHECKING:
-    from wsproto import WSConnection
 
 __all__ = ["STOMP_SUBPROTOCOLS", "Transport", "open_transport"]
 
@@ -35,7 +32,11 @@ class Transport(Protocol):
 
     ``joins_writes`` says whether one ``send()`` may carry several frames
     (a byte stream: the server joins a batch into one write) or must carry
-    exactly one (WebSocket: one frame per message). ``aclose(error=True)``
+    exactly one (WebSocket: one frame per message). A transport of one frame
+    per message may also have ``send_frames(frames, progress)``, which sends
+    each frame as its own message but all of them in one write (calling
+    ``progress()`` after each piece of a long one); the server's writer uses
+    it when it is there. ``aclose(error=True)``
     says the session ended with an ERROR frame (WebSocket closes with 1002
     instead of 1000); ``linger`` bounds how long a closing handshake may wait
     for the peer (None: the transport's own default).
@@ -80,18 +81,25 @@ class StreamTransport:
 
 
 class WebSocketTransport(WebSocketStream):
-    """STOMP over a WebSocket client connection (wsproto).
+    """STOMP over a WebSocket client connection.
 
-    :meth:`open` does the handshake; from then on this is the
+    :meth:`open` does the handshake (wsproto); from then on this is the
     :class:`~._wsstream.WebSocketStream` both roles share (``max_message_size``
     enforced, Pings answered, the Close handshake).
     """
 
+    __slots__ = ("subprotocol",)
+
     def __init__(
-        self, stream: anyio.abc.ByteStream, ws: WSConnection, *, max_message_size: int
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        max_message_size: int,
+        subprotocol: str | None = None,
+        initial: bytes = b"",
     ) -> None:
-        super().__init__(stream, ws, max_message_size=max_message_size)
-        self.subprotocol: str | None = None
+        super().__init__(stream, client=True, max_message_size=max_message_size, initial=initial)
+        self.subprotocol = subprotocol
 
     @property
     def failure(self) -> str | None:
@@ -123,17 +131,26 @@ class WebSocketTransport(WebSocketStream):
                 "STOMP over WebSocket needs: pip install 'stomp-proto[websocket]'"
             ) from exc
         ws = WSConnection(ConnectionType.CLIENT)
-        self = cls(stream, ws, max_message_size=max_message_size)
         await stream.send(
             ws.send(Request(host=host, target=path, subprotocols=list(STOMP_SUBPROTOCOLS)))
         )
         while True:
-            data = await self._read_raw()
+            try:
+                data = await stream.receive(_READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                data = b""
             ws.receive_data(data or None)
             for event in ws.events():
                 if isinstance(event, AcceptConnection):
-                    self.subprotocol = event.subprotocol
-                    return self
+                    # What came after the 101 (h11 keeps it) is the first WebSocket data.
+                    h11_conn = getattr(ws.handshake, "_h11_connection", None)
+                    trailing = bytes(h11_conn.trailing_data[0]) if h11_conn is not None else b""
+                    return cls(
+                        stream,
+                        max_message_size=max_message_size,
+                        subprotocol=event.subprotocol,
+                        initial=trailing,
+                    )
                 if isinstance(event, RejectConnection):
                     raise ConnectionError(f"WebSocket handshake rejected: HTTP {event.status_code}")
             if not data:

@@ -1,4 +1,4 @@
-"""STOMP over WebSocket, server side: the upgrade handshake and the transport (wsproto).
+"""STOMP over WebSocket, server side: the upgrade handshake (wsproto) and the transport.
 
 ``serve_websocket(handler, host, port, path="/ws")`` is :func:`serve` for
 browsers: it answers the HTTP/1.1 Upgrade request, then runs
@@ -14,16 +14,22 @@ speaks WebSocket. What stompjs, RabbitMQ Web-STOMP and Spring agree on:
   heart-beats. A message larger than ``max_message_size`` closes with 1009,
   invalid UTF-8 in a text message with 1007.
 * Each STOMP frame (and each heart-beat EOL) goes out as one message: text when
-  it is valid UTF-8, binary otherwise (or always binary with ``binary=True``).
+  it is valid UTF-8, binary otherwise (or always binary with ``binary=True``);
+  the frames the session's writer has queued go out in one socket write.
 * Close codes: 1000, or 1002 when the session ended with an ERROR (the session
   says so when it closes; the transport never reads the STOMP bytes). The server
   waits briefly for the client's Close reply before closing TCP, so that what
   was written last (the RECEIPT for DISCONNECT, an ERROR) is not lost to a reset.
+
+The handshake is wsproto's (h11 parses the request); once it is answered, the
+wsproto connection is dropped and the open connection is framed by
+``_wsstream.py`` (websockets' sans-IO protocol).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import ssl as _ssl
 from collections.abc import Callable, Sequence
@@ -39,7 +45,6 @@ from ._transport import STOMP_SUBPROTOCOLS
 from ._wsstream import WebSocketStream
 
 if TYPE_CHECKING:
-    from wsproto import WSConnection
     from wsproto.events import Request
 
 __all__ = ["WebSocketServerTransport", "accept_websocket", "choose_subprotocol", "serve_websocket"]
@@ -56,29 +61,34 @@ def choose_subprotocol(offered: Sequence[str]) -> str | None:
 
 
 class WebSocketServerTransport(WebSocketStream):
-    """STOMP over the server end of an accepted WebSocket connection (wsproto).
+    """STOMP over the server end of an accepted WebSocket connection.
 
     Made by :func:`accept_websocket`. ``request`` is the client's upgrade request
-    (``target``, ``host``, ``extra_headers``); ``subprotocol`` is what was echoed.
+    (a wsproto ``Request``: ``target``, ``host``, ``extra_headers``);
+    ``subprotocol`` is what was echoed; ``initial`` what the client sent
+    after its request, before the answer.
     """
+
+    __slots__ = ("request", "subprotocol")
 
     def __init__(
         self,
         stream: anyio.abc.ByteStream,
-        ws: WSConnection,
         request: Request,
         *,
         subprotocol: str | None,
         max_message_size: int,
         binary: bool | None = None,
         close_timeout: float = 2.0,
+        initial: bytes = b"",
     ) -> None:
         super().__init__(
             stream,
-            ws,
+            client=False,
             max_message_size=max_message_size,
             binary=binary,
             close_timeout=close_timeout,
+            initial=initial,
         )
         self.request = request
         self.subprotocol = subprotocol
@@ -143,16 +153,14 @@ async def accept_websocket(
             trailing = bytes(h11_conn.trailing_data[0]) if h11_conn is not None else b""
             subprotocol = choose_subprotocol(event.subprotocols)
             await stream.send(ws.send(AcceptConnection(subprotocol=subprotocol)))
-            if trailing:
-                ws.receive_data(trailing)
             return WebSocketServerTransport(
                 stream,
-                ws,
                 event,
                 subprotocol=subprotocol,
                 max_message_size=max_message_size,
                 binary=binary,
                 close_timeout=close_timeout,
+                initial=trailing,
             )
 
 
@@ -272,6 +280,11 @@ async def serve_websocket(
     ``await task_group.start(serve_websocket, handler, host, 0)`` the bound port
     is returned.
     """
+    for module in ("wsproto", "websockets"):  # at start, not at the first connection
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError(
+                f"STOMP over WebSocket needs {module}: pip install 'stomp-proto[websocket]'"
+            )
     if max_message_size is None:
         lim = limits if limits is not None else Limits()
         max_message_size = lim.max_header_size + lim.max_body_size

@@ -129,3 +129,36 @@ def test_a_write_after_a_pause_does_not_count_the_pause_as_silence() -> None:
     assert session.error is not None  # in the end, the silent client was dropped
     assert "no data from the client" in str(session.error)
     assert any(data.startswith(b"MESSAGE\n") for data in session.transport.sent)  # type: ignore[attr-defined]
+
+
+def test_an_idle_connection_is_one_task(anyio_backend: str) -> None:
+    """Issue 14: no writer, timer or task group per idle connection, only its own task."""
+    from stomp_proto.asyncio import serve
+
+    async def handler(session: ServerSession) -> None:
+        await session.next_event()
+        await session.accept()
+        async for _ in session:
+            pass  # pragma: no cover - nothing arrives
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                lambda task_status: serve(handler, task_status=task_status, port=0)
+            )
+            await anyio.sleep(0.05)
+            before = len(anyio.get_running_tasks())
+            streams = []
+            for _ in range(10):
+                stream = await anyio.connect_tcp("127.0.0.1", port)
+                await stream.send(CONNECT)
+                with anyio.fail_after(5):
+                    assert (await stream.receive()).startswith(b"CONNECTED")
+                streams.append(stream)
+            await anyio.sleep(0.05)  # the writers that sent CONNECTED have ended
+            assert len(anyio.get_running_tasks()) - before == 10
+            for stream in streams:
+                await stream.aclose()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend=anyio_backend)

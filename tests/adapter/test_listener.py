@@ -254,7 +254,12 @@ async def test_a_failing_handshake_or_session_does_not_end_the_listener(
             raise RuntimeError("a bug in the upgrade step")
         return StreamTransport(stream)
 
-    async def start(transport: Transport, peer: object, deadline: float | None) -> None:
+    async def start(
+        transport: Transport,
+        peer: object,
+        deadline: float | None,
+        helpers: anyio.abc.TaskGroup | None = None,
+    ) -> None:
         calls.append("start")
         if calls.count("start") == 1:
             raise RuntimeError("a bug in the session")

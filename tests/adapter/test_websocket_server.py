@@ -613,3 +613,116 @@ async def test_client_close_is_a_handshake(start: Start) -> None:
             await anyio.sleep(0.01)
     assert transport.close_code == 1000
     assert transport.framing_error is None
+
+
+# -- the shared stream: batches, fragments ------------------------------------------------------
+
+
+class CountingStream(anyio.abc.ByteStream):
+    """A byte stream that records each send() (what one socket write would carry)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def send(self, item: bytes) -> None:
+        self.writes.append(bytes(item))
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream  # pragma: no cover - nothing reads here
+
+    async def send_eof(self) -> None:
+        pass  # pragma: no cover
+
+    async def aclose(self) -> None:
+        pass  # pragma: no cover
+
+
+def server_messages(wire: bytes) -> list[Event]:
+    """What a (wsproto) client makes of ``wire``, the server's bytes after the handshake."""
+    client = WSConnection(ConnectionType.CLIENT)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="h", target="/ws")))
+    list(server.events())
+    client.receive_data(server.send(AcceptConnection()))
+    list(client.events())
+    client.receive_data(wire)
+    return list(client.events())
+
+
+async def test_a_batch_is_one_write_of_one_message_per_frame(anyio_backend: str) -> None:
+    stream = CountingStream()
+    transport = WebSocketServerTransport(
+        stream, Request(host="h", target="/ws"), subprotocol=None, max_message_size=1 << 20
+    )
+    big = b"MESSAGE\ndestination:/q\n\n" + b"y" * 70_000 + b"\x00"  # a 64-bit length
+    frames = [b"\n", b"RECEIPT\nreceipt-id:1\n\n\x00", b"MESSAGE\n\n\xff\x00", big]
+    await transport.send_frames(frames)
+    assert len(stream.writes) == 1
+    events = server_messages(stream.writes[0])
+    assert [type(e) for e in events] == [TextMessage, TextMessage, BytesMessage, TextMessage]
+    payloads = [
+        e.data.encode() if isinstance(e, TextMessage) else bytes(e.data)
+        for e in events
+        if isinstance(e, Message)
+    ]
+    assert payloads == frames
+
+
+async def test_a_long_batch_goes_out_in_pieces(anyio_backend: str) -> None:
+    stream = CountingStream()
+    transport = WebSocketServerTransport(
+        stream, Request(host="h", target="/ws"), subprotocol=None, max_message_size=1 << 20
+    )
+    frame = b"MESSAGE\n\n" + b"z" * 100_000 + b"\x00"
+    pieces: list[int] = []
+    await transport.send_frames([frame] * 6, lambda: pieces.append(len(stream.writes)))
+    assert len(stream.writes) == 3  # 600 KB in 256 KiB pieces
+    assert pieces == [1, 2, 3]
+    events = server_messages(b"".join(stream.writes))
+    assert [e.data.encode() for e in events if isinstance(e, TextMessage)] == [frame] * 6
+
+
+async def test_utf8_split_across_fragments_is_accepted(start: Start) -> None:
+    server = await start()
+    client = await RawClient.open(server.port)
+    await client.text(CONNECT)
+    await client.frame()
+    euro = "€".encode()  # three bytes, split between two fragments
+    first = b"SEND\ndestination:/q\nreceipt:r\n\n" + euro[:1]
+    await client.stream.send(masked_frame(0x1, first, fin=False))
+    await client.stream.send(masked_frame(0x0, euro[1:] + b"\x00"))
+    assert await client.frame() == "RECEIPT\nreceipt-id:r\n\n\x00"
+    send = next(e for e in server.seen if isinstance(e, Send))
+    assert send.body == euro
+    await client.aclose()
+
+
+async def test_invalid_utf8_across_fragments_closes_1007(start: Start) -> None:
+    server = await start()
+    client = await RawClient.open(server.port)
+    await client.text(CONNECT)
+    await client.frame()
+    await client.stream.send(masked_frame(0x1, b"SEND\ndestination:/q\n\n\xe2", fin=False))
+    await client.stream.send(masked_frame(0x0, b"\x28\x00"))  # not a continuation byte
+    assert await client.closed() == 1007
+
+
+async def test_a_close_sent_with_the_upgrade_request_is_answered(start: Start) -> None:
+    server = await start()
+    ws = WSConnection(ConnectionType.CLIENT)
+    request = ws.send(Request(host="127.0.0.1", target="/ws", subprotocols=["v12.stomp"]))
+    close = masked_frame(0x8, (1000).to_bytes(2, "big"))
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(request + masked_frame(0x1, CONNECT.encode()) + close)
+        events: list[Event] = []
+        with anyio.fail_after(5):
+            while not any(isinstance(e, CloseConnection) for e in events):
+                try:
+                    data: bytes | None = await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    data = None
+                ws.receive_data(data)
+                events += ws.events()
+    assert isinstance(events[0], AcceptConnection)
+    closing = next(e for e in events if isinstance(e, CloseConnection))
+    assert closing.code == 1000  # the server's reply, not a TCP close (1006)
