@@ -221,6 +221,12 @@ async def subscribe(conn: Conn, destination: str, sub_id: str, ack: str = "auto"
 # -- producer and consumer -------------------------------------------------------
 
 
+def batches(frames: Sequence[bytes], per_batch: int) -> list[bytes]:
+    """``frames`` as TCP writes of ``per_batch`` frames each (over WebSocket,
+    ``Conn.wire`` frames each STOMP frame as its own message)."""
+    return [b"".join(frames[i : i + per_batch]) for i in range(0, len(frames), per_batch)]
+
+
 async def produce(conn: Conn, wire_batches: Sequence[bytes]) -> None:
     for batch in wire_batches:
         conn.write(batch)
