@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.abc
 
+from ._aiostream import fast_listeners
 from ._log import RateLimitedLog
 from ._transport import Transport
 
@@ -186,6 +187,10 @@ async def listen(
     listeners: list[Accepting[anyio.abc.SocketStream]] = list(
         getattr(listener, "listeners", None) or [listener]
     )
+    # On asyncio, our leaner streams (no per-read epoll_ctl, writes without a task).
+    fast = fast_listeners(listeners)  # type: ignore[arg-type]
+    if fast is not None:
+        listeners = list(fast)
     async with listener:
         task_status.started(bound)
         async with anyio.create_task_group() as tg:

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, cast
 import anyio
 import anyio.abc
 
+from ._aiostream import AsyncioSocketStream
+
 if TYPE_CHECKING:
     from websockets.frames import Frame
     from websockets.protocol import Protocol
@@ -235,6 +237,40 @@ class WebSocketStream:
                     ws.send_text(frame)
             data = b"".join(ws.data_to_send())
         await self._write(data, progress)
+
+    # -- writing without a task (the server's writer, over asyncio TCP) --------
+
+    @property
+    def nowait(self) -> WebSocketStream | None:
+        """Self when the writer may write without a task: a server's stream
+        over :class:`~._aiostream.AsyncioSocketStream`."""
+        return None if self._client or not isinstance(self.stream, AsyncioSocketStream) else self
+
+    def write_batch_nowait(self, frames: list[bytes]) -> bool | None:
+        """``send_frames(frames)`` now: True if the kernel took it all, False
+        if some waits for :meth:`flushed`; None (nothing taken) while another
+        write is in progress."""
+        from websockets.protocol import OPEN
+
+        if self._stream_closed:
+            raise anyio.ClosedResourceError
+        if self._done or self._ws.state is not OPEN:
+            return True  # closing: what the peer would get after the Close is dropped
+        if self._sending:
+            return None
+        stream = self.stream
+        assert isinstance(stream, AsyncioSocketStream)
+        return stream.write_nowait(_server_messages(frames, self.binary))
+
+    async def flushed(self) -> None:
+        stream = self.stream
+        assert isinstance(stream, AsyncioSocketStream)
+        await stream.flushed()
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        stream = self.stream
+        assert isinstance(stream, AsyncioSocketStream)
+        stream.call_soon(callback)
 
     async def _flush(self) -> None:
         """Write what the protocol has to send (a Pong, a Close reply or ours)."""
