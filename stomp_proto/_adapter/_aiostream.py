@@ -23,6 +23,7 @@ unchanged; on trio the listener keeps AnyIO's streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import weakref
 from collections import deque
@@ -252,10 +253,8 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
             await self.flushed()
 
     async def send_eof(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._transport.write_eof()
-        except OSError:
-            pass
 
     async def aclose(self) -> None:
         self._closed = True
@@ -284,10 +283,8 @@ class FastAccepting:
             client, _ = await loop.sock_accept(self._sock)
         except asyncio.CancelledError:
             # bpo-41317 (as AnyIO does): a cancelled sock_accept may leave its reader behind.
-            try:
+            with contextlib.suppress(ValueError, NotImplementedError):
                 loop.remove_reader(self._sock)
-            except (ValueError, NotImplementedError):  # pragma: no cover - defensive
-                pass
             raise
         try:
             if client.family in (socket.AF_INET, socket.AF_INET6):
