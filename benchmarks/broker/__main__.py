@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     rest = [n for n in names if n not in MEMORY and n not in DURABLE]
     targets = {}
     sampler = None
+    # The machine's own latency tail (floor.py), measured in each round with the brokers.
+    floor = procs.start_floor() if "latency" in rest and not args.quick else None
+    floors: list[Result] = []
     try:
         if rest:
             for label, start in starters.items():
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 order.reverse()  # who goes first alternates
             print(f"== round {r + 1} of {rounds}", file=sys.stderr, flush=True)
             per = asyncio.run(_round(order, targets.values(), rest, counts))
+            if floor is not None:
+                floors.append(asyncio.run(_one(floor, "latency", counts)))
             for label, found in per.items():
                 for name, result in found.items():
                     results[label].setdefault(name, []).append(result)
@@ -146,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         spy.stop(sampler)
         for target in targets.values():
             target.broker.close()
+        if floor is not None:
+            floor.broker.close()
 
     _print_table(names, results, skipped, quick=args.quick, rounds=rounds, load=load)
+    _print_floor(floors)
     if args.cprofile and args.cprofile.exists():
         import pstats
 
@@ -164,6 +172,19 @@ def main(argv: list[str] | None = None) -> int:
         if r.error is not None
     ]
     return 1 if failed else 0
+
+
+def _print_floor(floors: list[Result]) -> None:
+    good = _good(floors)
+    if not good:
+        return
+    rounds = ", ".join(f"{x.value:.2f}" for x in good)
+    print(
+        f"\n# the machine's floor (floor.py: a bare asyncio server forwarding each SEND's bytes,"
+        f" the same load and generator): latency p99.9 {_fmt(_median([x.value for x in good]))}"
+        f" ms, median of {len(good)} rounds ({rounds});"
+        f" p50 {_fmt(_median([x.extra['p50'] for x in good]))} ms"
+    )
 
 
 def _start(label, start, skipped: dict[str, str]):

@@ -141,4 +141,13 @@ def start_rabbitmq() -> Target | str:
     return Target("rabbitmq", broker)
 
 
-__all__ = ["_PAGE", "Target", "start_ours", "start_rabbitmq"]
+def start_floor() -> Target:
+    """The machine's floor for the latency scenario (floor.py), started."""
+    from .floor import FloorServer
+
+    server = FloorServer()
+    server.start()
+    return Target("floor", server)
+
+
+__all__ = ["_PAGE", "Target", "start_floor", "start_ours", "start_rabbitmq"]
