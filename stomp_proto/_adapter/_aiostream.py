@@ -32,6 +32,11 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
+try:
+    import sniffio
+except ImportError:  # pragma: no cover - AnyIO 4.16 runs without it, on asyncio only
+    sniffio = None  # type: ignore[assignment]
+
 __all__ = ["READ_LIMIT", "AsyncioSocketStream", "FastAccepting", "fast_listeners"]
 
 #: Bytes read ahead of the session before reading pauses.
@@ -141,7 +146,19 @@ class _Deferred:
 
     def _scheduled(self) -> None:
         self.scheduled = False
-        self.run()
+        if not self.callbacks:
+            return
+        # A bare loop callback, outside any task: AnyIO (the writers call it)
+        # finds its backend through sniffio, which without a current task only
+        # knows it from this variable (set under anyio.run, not under uvicorn).
+        if sniffio is None:  # pragma: no cover - AnyIO then assumes asyncio
+            self.run()
+            return
+        token = sniffio.current_async_library_cvar.set("asyncio")
+        try:
+            self.run()
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
 
     def run(self) -> None:
         callbacks = self.callbacks
@@ -299,11 +316,6 @@ class FastAccepting:
 
 def fast_listeners(listeners: list[anyio.abc.SocketListener]) -> list[FastAccepting] | None:
     """FastAccepting for each listener when running on asyncio's own loop; else None."""
-    try:
-        import sniffio
-
-        if sniffio.current_async_library() != "asyncio":
-            return None
-    except Exception:  # pragma: no cover - sniffio comes with AnyIO
-        return None
+    if sniffio is not None and sniffio.current_async_library() != "asyncio":
+        return None  # trio (which needs sniffio): AnyIO's streams
     return [FastAccepting(each) for each in listeners]

@@ -304,3 +304,29 @@ async def test_deferred_callbacks_run_once_each_in_order(anyio_backend: str) -> 
     deferred.add(first)
     await anyio.sleep(0)
     assert ran == [1, 2, 1, 2]
+
+
+def test_a_server_under_plain_asyncio_run_writes_from_loop_callbacks() -> None:
+    """Under asyncio.run (uvicorn's way, not anyio.run) a writer deferred to a
+    bare loop callback still finds AnyIO's backend: CONNECTED arrives (the
+    accept's drain() waits on an event, not on input, so the flush is the
+    loop's callback)."""
+    import asyncio
+
+    async def handler(session: ServerSession) -> None:
+        await session.next_event()
+        await session.accept()
+        async for _ in session:
+            pass
+
+    async def main() -> bytes:
+        async with anyio.create_task_group() as tg:
+            port = await _serving(tg, handler)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(CONNECT)
+            reply = await asyncio.wait_for(reader.readuntil(b"\0"), 5)
+            writer.close()
+            tg.cancel_scope.cancel()
+        return reply
+
+    assert asyncio.run(main()).startswith(b"CONNECTED")
