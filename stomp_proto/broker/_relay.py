@@ -837,7 +837,10 @@ class Relay:
         conn = self.connections[index]
         usub = conn.subs.get(message.subscription or "")
         if usub is None:
-            return []  # cancelled and gone: nothing is owed for it
+            # Cancelled and gone: nothing is owed for it (none should come). It
+            # stays unacknowledged upstream: no cumulative ACK may cover it.
+            self._track(conn, message.ack)
+            return []
         self.stats["received"] += 1
         ack = message.ack
         if usub.state is _CANCELLING:

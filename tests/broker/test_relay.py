@@ -402,6 +402,7 @@ def test_on_rabbitmq_consumed_messages_are_acknowledged_cumulatively_once_per_wr
     # One ACK, under the relay's ack:client subscription, for the last of them
     # (RabbitMQ's multiple=true: the channel's deliveries up to it).
     assert node.pool.take() == [Cumulative(f"T_{cumulative.id}@@session@@3")]
+    assert node.pool.conn.unacknowledged == {}  # the core's books settled what it covers
     node.pool.message(sub)
     assert node.pool.take() == [Cumulative(f"T_{cumulative.id}@@session@@4")]
     assert node.pool.take() == []
