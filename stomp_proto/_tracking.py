@@ -246,6 +246,13 @@ class Books:
             pending[key] = None
             self.ack_owner[key] = sub
 
+    def forget(self, keys: list[AckKey]) -> None:
+        """Settle ``keys`` acknowledged by a frame the books did not see (the
+        broker relay's cumulative ACK on RabbitMQ, which settles messages of
+        several subscriptions)."""
+        for key in keys:
+            self._settle(key, [])
+
     def check_acknowledge(self, event: Ack | Nack, err: type[ProtocolError]) -> AckKey:
         """Check an ACK/NACK; return the ack key it settles."""
         version = self.version

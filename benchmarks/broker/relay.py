@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
+from pathlib import Path
 
 from tests.interop.brokers import RabbitMQ
 
 from . import procs
+from . import profile as spy
 from .loadgen import Consumer, batches, body, open_conn, produce, send_frame, seq_token, subscribe
 from .scenarios import BATCH, QUICK, Counts, Result, _measured, _name, latency
 
@@ -36,7 +39,7 @@ class RelayNode(procs.BenchOurBroker):
     """Our broker relaying ``/topic`` and ``/queue`` to ``upstream`` (a started RabbitMQ)."""
 
     def __init__(self, upstream: RabbitMQ, connections: int = 2, number: int = 1) -> None:
-        super().__init__()
+        super().__init__(os.environ.get("BENCH_BROKER_CPROFILE"))
         self.upstream = upstream
         self.connections = connections
         self.number = number
@@ -194,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
             started.append(node)
         time_start = time.time()
         targets = [procs.Target(f"node-{i + 1}", node) for i, node in enumerate(started)]
-        rows = asyncio.run(_run(rabbit, *targets, counts, names))
+        spy_path = os.environ.get("BENCH_RELAY_PYSPY")  # PATH: node 1 sampled by py-spy
+        sampler = spy.start(targets[0].main_pid(), Path(spy_path)) if spy_path else None
+        try:
+            rows = asyncio.run(_run(rabbit, *targets, counts, names))
+        finally:
+            spy.stop(sampler)
     finally:
         for node in started:
             node.close()
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {scenario:{width}}  {how:8}  {text:24} {cpu:20} {per}  {result.detail}")
     for scenario, verdict in _verdicts(rows).items():
         print(f"  {scenario}: {verdict}")
+    if spy_path and Path(spy_path).exists():
+        print(f"\n# py-spy profile of node 1 ({spy_path})")
+        print(spy.summary(Path(spy_path)))
     return 1 if any(r.error for _, _, r, _ in rows) else 0
 
 

@@ -82,11 +82,13 @@ from .. import (
     Abort,
     Ack,
     Begin,
+    ClientConnection,
     Commit,
     Connect,
     Connected,
     Error,
     Event,
+    Frame,
     Message,
     Nack,
     Receipt,
@@ -98,7 +100,7 @@ from .._clients import ReconnectPolicy
 from ._patterns import Pattern, compile_pattern
 from ._router import SERVER_HEADERS, Entry, Post, Refusal, Route, Router, Session, Subscription
 
-__all__ = ["Relay", "RelayAvailability", "RelayRoute", "Upstream"]
+__all__ = ["CumulativeAck", "Relay", "RelayAvailability", "RelayRoute", "Upstream", "encode"]
 
 #: Headers of the relay's own (the user bridge's), never shown to clients.
 _NODE = "x-stomp-proto-node"
@@ -252,7 +254,7 @@ class _Conn:
     #: "rabbitmq", "activemq", "stomp-proto" or "" (from CONNECTED's server).
     flavor: str = ""
     #: Frames to write; None marks a write boundary (see take_outbox).
-    outbox: list[Event | None] = field(default_factory=list)
+    outbox: list[Event | CumulativeAck | None] = field(default_factory=list)
     #: upstream subscription id -> subscription (every state but gone)
     subs: dict[str, _USub] = field(default_factory=dict)
     #: upstream receipt id -> (what, object) that waits for it
@@ -269,6 +271,74 @@ class _Conn:
     reported_up: bool | None = None
     #: an upstream ERROR that named no frame of ours came: it is ending
     errored: bool = False
+    #: RabbitMQ: the relay's own ``ack:client`` subscription id (to the void
+    #: topic), whose ACKs are cumulative over the connection (see _Delivery);
+    #: None: every MESSAGE is acknowledged on its own.
+    cumulative: str | None = None
+    #: Upstream MESSAGEs not acknowledged upstream yet, in arrival order (=
+    #: delivery-tag order on RabbitMQ's one channel per connection).
+    deliveries: deque[_Delivery] = field(default_factory=deque)
+    #: Deliveries marked done since the outbox was last taken.
+    done: list[_Delivery] = field(default_factory=list)
+    #: len(deliveries) beyond which settled ones are swept out of it.
+    sweep_at: int = 4096
+
+
+#: A _Delivery's states: waiting (held here, or for its client's ACK), done
+#: (consumed: a cumulative ACK may cover it), settled (its own ACK or NACK is
+#: in the outbox already: covered by nothing, acknowledged by nothing more).
+_WAIT, _DONE, _SETTLED = 0, 1, 2
+
+
+class _Delivery:
+    """One upstream MESSAGE on a RabbitMQ connection, until it is acknowledged.
+
+    RabbitMQ's ``ack:client`` ACK is AMQP's ``basic.ack multiple=true``: it
+    acknowledges every unacknowledged delivery up to its own on the
+    connection's channel, whichever subscription it came for (the
+    subscription named in the ack id only says that the ACK is cumulative).
+    So instead of one ACK per consumed message, the relay sends one per write:
+    for the longest prefix of the connection's deliveries that are consumed
+    (an ``ack:auto`` client's queue message once posted to it, a topic message
+    once fanned out) or settled already, it ACKs the last consumed one under
+    its own ``ack:client`` subscription's id. A delivery still waiting (held
+    for a client with no room, or waiting for its client's ACK) ends the
+    prefix; consumed deliveries behind it are acknowledged one by one, as
+    without this; waiting ones are settled one by one when their time comes
+    (the client's ACK or NACK, NACK when it goes away), so a cumulative ACK
+    never covers a message its client did not get."""
+
+    __slots__ = ("ack", "state")
+
+    def __init__(self, ack: str) -> None:
+        self.ack = ack
+        self.state = _WAIT
+
+
+class CumulativeAck:
+    """An outbox item: RabbitMQ's cumulative ACK (see :class:`_Delivery`),
+    which the upstream connection's core cannot check (it settles messages of
+    several subscriptions): :func:`encode` writes it and settles in the
+    core's books the messages it ``covers``."""
+
+    __slots__ = ("covers", "id")
+    COMMAND = "ACK"
+
+    def __init__(self, id: str, covers: list[str]) -> None:
+        self.id = id
+        self.covers = covers
+
+    def __repr__(self) -> str:
+        return f"CumulativeAck(id={self.id!r}, covers={len(self.covers)})"
+
+
+def encode(core: ClientConnection, item: Event | CumulativeAck, now: float) -> bytes:
+    """The bytes of an outbox item, through the upstream connection's core."""
+    if type(item) is CumulativeAck:
+        core._books.forget(item.covers)  # type: ignore[arg-type]
+        return Frame("ACK", (("id", item.id),)).serialize("1.2")
+    assert not isinstance(item, CumulativeAck)
+    return core.send(item, now)
 
 
 @dataclass(eq=False, slots=True)
@@ -291,9 +361,9 @@ class _USub:
     #: Client RECEIPTs for SUBSCRIBE frames, posted once the upstream confirms.
     receipts: list[Post] = field(default_factory=list)
     #: Queue messages the client had no room for yet (bounded by the window).
-    held: deque[Message] = field(default_factory=deque)
+    held: deque[tuple[Message, _Delivery | None]] = field(default_factory=deque)
     #: Upstream ack ids to NACK before cancelling (collected at unsubscribe).
-    outstanding: list[str] = field(default_factory=list)
+    outstanding: list[tuple[str, _Delivery | None]] = field(default_factory=list)
     #: Connections an upstream ERROR ended while its SUBSCRIBE was unconfirmed.
     error_deaths: int = 0
     #: A topic subscription without local subscribers is cancelled after this.
@@ -328,13 +398,21 @@ class _RelayEntry(Entry):
     """A relayed queue message as the router delivers it, with where it came
     from upstream (what the client's ACK or NACK is forwarded as)."""
 
-    __slots__ = ("epoch", "upstream_ack", "usub")
+    __slots__ = ("delivery", "epoch", "upstream_ack", "usub")
 
-    def __init__(self, *args: Any, usub: _USub, upstream_ack: str, epoch: int) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        usub: _USub,
+        upstream_ack: str,
+        epoch: int,
+        delivery: _Delivery | None,
+    ) -> None:
         super().__init__(*args)
         self.usub = usub
         self.upstream_ack = upstream_ack
         self.epoch = epoch
+        self.delivery = delivery
 
 
 class _UserSink(Protocol):
@@ -432,6 +510,9 @@ class Relay:
         self.listeners: list[Callable[[RelayAvailability], None]] = list(on_availability)
         self.topic_prefix = topic_prefix
         self.queue_prefix = queue_prefix
+        #: On RabbitMQ, acknowledge consumed messages cumulatively, one ACK per
+        #: write (see :class:`_Delivery`); False: one ACK per message.
+        self.cumulative_acks = True
         self.user_topic = user_topic
         #: This node's id (the user bridge's echo filter; in upstream names).
         self.node = secrets.token_hex(6)
@@ -532,8 +613,8 @@ class Relay:
             conn = self._pins[session] = next(self._turn)
         return conn
 
-    def _out(self, conn: _Conn, *events: Event | None) -> None:
-        was_empty = not conn.outbox and not conn.cancels
+    def _out(self, conn: _Conn, *events: Event | CumulativeAck | None) -> None:
+        was_empty = not conn.outbox and not conn.cancels and not conn.done
         conn.outbox.extend(events)
         if was_empty and self.wake is not None:
             self.wake(conn.index)
@@ -575,6 +656,20 @@ class Relay:
         conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
+        conn.deliveries.clear()
+        conn.done.clear()
+        conn.cumulative = None
+        if conn.flavor == "rabbitmq" and self.cumulative_acks:
+            conn.cumulative = self._uid()
+            self._out(
+                conn,
+                Subscribe(
+                    destination=self.void,
+                    id=conn.cumulative,
+                    ack="client",
+                    headers=_prefetch(conn.flavor, 1),
+                ),
+            )
         posts: list[Post] = []
         for usub in list(conn.subs.values()):
             if usub.error_deaths >= _MAX_ERROR_DEATHS:
@@ -631,6 +726,8 @@ class Relay:
         conn.batch.clear()
         conn.cancels.clear()
         conn.receipts.clear()
+        conn.deliveries.clear()  # unacknowledged: the upstream redelivers them
+        conn.done.clear()
         if conn.errored:
             for pending in conn.pending.values():
                 if pending.sent == conn.epoch:
@@ -649,7 +746,7 @@ class Relay:
         self._tell(RelayAvailability(False, conn.name, str(conn.upstream), reason))
         return []
 
-    def take_outbox(self, index: int) -> list[Event | None]:
+    def take_outbox(self, index: int) -> list[Event | CumulativeAck | None]:
         """The frames to write on connection ``index`` now, in order; None
         marks a boundary: what lies between two Nones goes in one write of
         its own. The caller must pass them to the connection's core at once
@@ -673,14 +770,77 @@ class Relay:
             conn.cancels = []
             for usub in cancels:
                 self._write_cancel(conn, usub, out)
+        if conn.done:
+            self._write_acks(conn, out)
         return out
+
+    def _write_acks(self, conn: _Conn, out: list[Event | CumulativeAck | None]) -> None:
+        """ACK what was consumed since the outbox was last taken (after every
+        other frame taken with it: the individual ACKs and NACKs among them
+        settle their deliveries first): cumulatively where it can (see
+        :class:`_Delivery`), one by one behind a delivery still waiting."""
+        done, conn.done = conn.done, []
+        deliveries = conn.deliveries
+        covers: list[str] = []
+        while deliveries and deliveries[0].state != _WAIT:
+            delivery = deliveries.popleft()
+            if delivery.state == _DONE:
+                covers.append(delivery.ack)
+            delivery.state = _SETTLED
+        if covers:
+            assert conn.cumulative is not None
+            rest = covers[-1].partition("@@")[2]
+            out.append(CumulativeAck(f"T_{conn.cumulative}@@{rest}", covers))
+        for delivery in done:
+            if delivery.state == _DONE:  # behind a waiting one: on its own
+                delivery.state = _SETTLED
+                out.append(Ack(id=delivery.ack))
+        if len(deliveries) > conn.sweep_at:  # settled ones behind a long wait
+            conn.deliveries = deque(d for d in deliveries if d.state == _WAIT)
+            conn.sweep_at = max(4096, 2 * len(conn.deliveries))
+
+    def _track(self, conn: _Conn, ack: str | None) -> _Delivery | None:
+        """A record of a MESSAGE that is not acknowledged at once (None: none
+        kept, it is acknowledged on its own)."""
+        if conn.cumulative is None or ack is None:
+            return None
+        rest = ack.partition("@@")[2]
+        if (
+            not ack.startswith("T_")
+            or rest.count("@@") != 1
+            or not rest.rpartition("@@")[2].isdigit()
+        ):
+            # Not RabbitMQ's ack id as known: no cumulative ACKs on this connection.
+            for delivery in conn.deliveries:
+                if delivery.state == _DONE:
+                    delivery.state = _SETTLED
+                    self._out(conn, Ack(id=delivery.ack))
+            conn.cumulative = None
+            conn.deliveries.clear()
+            return None
+        delivery = _Delivery(ack)
+        conn.deliveries.append(delivery)
+        return delivery
+
+    def _consumed(self, conn: _Conn, ack: str, delivery: _Delivery | None) -> None:
+        """A MESSAGE was consumed here: acknowledge it upstream."""
+        if delivery is None:
+            self._out(conn, Ack(id=ack))
+            return
+        delivery.state = _DONE
+        conn.done.append(delivery)
+        if len(conn.done) == 1 and not conn.outbox and not conn.cancels and self.wake is not None:
+            self.wake(conn.index)
 
     def on_message(self, index: int, message: Message) -> list[Post]:
         """A MESSAGE from connection ``index``."""
         conn = self.connections[index]
         usub = conn.subs.get(message.subscription or "")
         if usub is None:
-            return []  # cancelled and gone: nothing is owed for it
+            # Cancelled and gone: nothing is owed for it (none should come). It
+            # stays unacknowledged upstream: no cumulative ACK may cover it.
+            self._track(conn, message.ack)
+            return []
         self.stats["received"] += 1
         ack = message.ack
         if usub.state is _CANCELLING:
@@ -688,14 +848,15 @@ class Relay:
                 # On the void stand-in: a queue message goes back, a topic one is consumed.
                 self._out(conn, Nack(id=ack) if usub.kind == "queue" else Ack(id=ack))
             return []
+        delivery = self._track(conn, ack)
         if usub.kind == "queue":
             sub = usub.locals[0]
             if usub.held or not self._router().has_room(sub) or not sub.active:
-                usub.held.append(message)
+                usub.held.append((message, delivery))
                 return []
-            return [self._deliver_queue(conn, usub, sub, message)]
+            return [self._deliver_queue(conn, usub, sub, message, delivery)]
         if ack is not None:
-            self._out(conn, Ack(id=ack))
+            self._consumed(conn, ack, delivery)
         if usub.sink is not None:
             return usub.sink(message)
         if not usub.locals:
@@ -837,8 +998,8 @@ class Relay:
         for record in sub.unacked.values():
             entry = record[0]
             if type(entry) is _RelayEntry and entry.usub is usub and entry.epoch == conn.epoch:
-                usub.outstanding.append(entry.upstream_ack)
-        usub.outstanding.extend(m.ack for m in usub.held if m.ack is not None)
+                usub.outstanding.append((entry.upstream_ack, entry.delivery))
+        usub.outstanding.extend((m.ack, d) for m, d in usub.held if m.ack is not None)
         usub.held.clear()
         self._router().emit(self._cancel(usub))
 
@@ -850,7 +1011,7 @@ class Relay:
         conn = usub.conn
         out: list[Post] = []
         while usub.held and router.has_room(sub):
-            out.append(self._deliver_queue(conn, usub, sub, usub.held.popleft()))
+            out.append(self._deliver_queue(conn, usub, sub, *usub.held.popleft()))
         return out
 
     def send(self, session: Session | None, event: Send) -> list[Post]:
@@ -877,7 +1038,7 @@ class Relay:
         for record in records:
             entry = record[0]
             if type(entry) is _RelayEntry and entry.usub is usub:
-                ops.append((command, entry.upstream_ack, entry.epoch, headers))
+                ops.append((command, entry.upstream_ack, entry.epoch, headers, entry.delivery))
         if not ops or usub is None:
             return []
         router = self._router()
@@ -1006,6 +1167,10 @@ class Relay:
 
     @staticmethod
     def _ack_frame(op: tuple[Any, ...], transaction: str | None, receipt: str | None) -> Event:
+        """The frame of a client's ACK or NACK (built as it goes in the outbox)."""
+        delivery = op[4]
+        if delivery is not None:
+            delivery.state = _SETTLED  # no cumulative ACK may cover it any more
         kind = Nack if op[0] == "nack" else Ack
         return kind(id=op[1], transaction=transaction, receipt=receipt, headers=op[3])
 
@@ -1073,12 +1238,17 @@ class Relay:
             self.wake(conn.index)
         return posts
 
-    def _write_cancel(self, conn: _Conn, usub: _USub, out: list[Event | None]) -> None:
+    def _write_cancel(
+        self, conn: _Conn, usub: _USub, out: list[Event | CumulativeAck | None]
+    ) -> None:
         if conn.flavor != "rabbitmq":
             out.append(Unsubscribe(id=usub.uid))
             self._forget(usub)
             return
-        out.extend(Nack(id=ack) for ack in usub.outstanding)
+        for ack, delivery in usub.outstanding:
+            out.append(Nack(id=ack))
+            if delivery is not None:
+                delivery.state = _SETTLED
         usub.outstanding.clear()
         rid = self._uid()
         conn.receipts[rid] = ("cancel", usub)
@@ -1169,7 +1339,14 @@ class Relay:
         self.stats["delivered"] += len(out)
         return out
 
-    def _deliver_queue(self, conn: _Conn, usub: _USub, sub: Subscription, message: Message) -> Post:
+    def _deliver_queue(
+        self,
+        conn: _Conn,
+        usub: _USub,
+        sub: Subscription,
+        message: Message,
+        delivery: _Delivery | None,
+    ) -> Post:
         redelivered = False
         headers = message.headers
         if headers:
@@ -1193,10 +1370,11 @@ class Relay:
             usub=usub,
             upstream_ack=ack,
             epoch=conn.epoch,
+            delivery=delivery,
         )
         post = self._router().deliver(sub, relayed, None, redelivered)
         if sub.ack == "auto" and ack:
-            self._out(conn, Ack(id=ack))  # consumed once posted
+            self._consumed(conn, ack, delivery)  # consumed once posted
         self.stats["delivered"] += 1
         return post
 

@@ -27,7 +27,7 @@ import anyio.abc
 
 from .. import Error, Limits, LocalProtocolError, Message, ProtocolError, Receipt
 from .._adapter._link import ConnectionLost, Link, StompError
-from ._relay import Relay, RelayAvailability, Upstream
+from ._relay import Relay, RelayAvailability, Upstream, encode
 from ._router import Post
 
 __all__ = ["relay_room", "run_relay"]
@@ -213,7 +213,7 @@ class _Runner:
                                 writes.append(b"".join(chunk))
                                 chunk = []
                             continue
-                        chunk.append(conn.send(event, now))
+                        chunk.append(encode(conn, event, now))
                 except LocalProtocolError as exc:  # the books and the core disagree: a bug
                     log.error("relay: %s: %s; reconnecting", self.name, exc)
                     link.fail(ConnectionLost(f"local protocol error: {exc}"))

@@ -37,6 +37,7 @@ from stomp_proto import (
     Unsubscribe,
 )
 from stomp_proto.broker import Relay, RelayAvailability, Router, Session, Upstream
+from stomp_proto.broker._relay import CumulativeAck, encode
 
 RABBIT = "RabbitMQ/3.10.8"
 ACTIVEMQ = "ActiveMQ/5.17.2"
@@ -70,7 +71,7 @@ class Wire:
                     self.written.append(chunk)
                 chunk = []
                 continue
-            self.conn.send(event)  # raises LocalProtocolError if the books disagree
+            encode(self.conn, event, 0.0)  # raises LocalProtocolError if the books disagree
             chunk.append(event)
             frames.append(event)
         if chunk:
@@ -105,6 +106,8 @@ class Wire:
     ) -> list[Any]:
         self.tags += 1
         tag = f"T_{sub.id}@@session@@{self.index}-{self.tags}"
+        if self.node.relay.cumulative_acks:  # RabbitMQ's: the channel's delivery tag
+            tag = f"T_{sub.id}@@session@@{self.tags}"
         return self.feed(
             "MESSAGE",
             [
@@ -121,10 +124,12 @@ class Wire:
 class Node:
     """A router serving a relay, and its upstream connections once up."""
 
-    def __init__(self, *, connections: int = 1, **options: Any) -> None:
+    def __init__(self, *, connections: int = 1, cumulative: bool = False, **options: Any) -> None:
         self.relay = Relay(
             ["stomp://guest:guest@upstream:61613"], connections=connections, **options
         )
+        # One ACK per message unless asked (the cumulative ACKs' own tests ask).
+        self.relay.cumulative_acks = cumulative
         self.router = Router(routes=self.relay.routes())
         self.emitted: list[Any] = []
         self.router.on_emit = self.emitted.extend
@@ -357,6 +362,121 @@ def test_auto_queue_messages_are_acknowledged_upstream_once_posted() -> None:
     sub = only(node.pool.take(), Subscribe)
     assert len(node.pool.message(sub)) == 1
     assert [type(f) for f in node.pool.take()] == [Ack]
+
+
+def Cumulative(id: str) -> Any:
+    """Compares equal to the relay's cumulative ACK with this id."""
+
+    class Same:
+        def __eq__(self, other: object) -> bool:
+            return type(other) is CumulativeAck and other.id == id
+
+        def __hash__(self) -> int:
+            return hash(id)
+
+        def __repr__(self) -> str:
+            return f"CumulativeAck(id={id!r})"
+
+    return Same()
+
+
+def cumulative_sub(frames: list[Event]) -> Subscribe:
+    """The relay's own ack:client subscription, written first on a RabbitMQ connection."""
+    sub = frames[0]
+    assert type(sub) is Subscribe and sub.ack == "client", frames
+    assert sub.destination.startswith("/topic/stomp-proto.void.")
+    return sub
+
+
+def test_on_rabbitmq_consumed_messages_are_acknowledged_cumulatively_once_per_write() -> None:
+    node = Node(cumulative=True)
+    node.up()
+    cumulative = cumulative_sub(node.pool.take())
+    s = node.session()
+    node.handle(s, Subscribe(destination="/queue/jobs", id="1"))
+    sub = only(node.pool.take(), Subscribe)
+    node.handle(s, Subscribe(destination="/topic/news", id="2"))
+    topic = only(node.pool.take(), Subscribe)
+    posts = [*node.pool.message(sub, b"a"), *node.pool.message(topic), *node.pool.message(sub)]
+    assert len(posts) == 3
+    # One ACK, under the relay's ack:client subscription, for the last of them
+    # (RabbitMQ's multiple=true: the channel's deliveries up to it).
+    assert node.pool.take() == [Cumulative(f"T_{cumulative.id}@@session@@3")]
+    assert node.pool.conn.unacknowledged == {}  # the core's books settled what it covers
+    node.pool.message(sub)
+    assert node.pool.take() == [Cumulative(f"T_{cumulative.id}@@session@@4")]
+    assert node.pool.take() == []
+
+
+def test_a_cumulative_ack_never_covers_a_message_its_client_did_not_settle() -> None:
+    node = Node(cumulative=True)
+    node.up()
+    cumulative = cumulative_sub(node.pool.take())
+    s, t = node.session(), node.session()
+    node.handle(
+        s,
+        Subscribe(
+            destination="/queue/work",
+            id="1",
+            ack="client-individual",
+            headers=(("prefetch-count", "1"),),
+        ),
+    )
+    waits = only(node.pool.take(), Subscribe)
+    node.handle(t, Subscribe(destination="/queue/jobs", id="1"))
+    auto = only(node.pool.take(), Subscribe)
+    assert node.pool.conn is not None and node.relay._pin(s) is node.relay._pin(t)
+    node.pool.message(auto)  # tag 1: consumed
+    delivered = node.pool.message(waits, b"delivered")  # tag 2: waits for its client's ACK
+    assert node.pool.message(waits, b"held") == []  # tag 3: held here (no room)
+    node.pool.message(auto)  # tag 4: consumed, behind a waiting one
+    frames = node.pool.take()
+    assert frames == [
+        Cumulative(f"T_{cumulative.id}@@session@@1"),
+        Ack(id=f"T_{auto.id}@@session@@4"),
+    ]
+    # The client ACKs the first: it is settled on its own; the held one is posted.
+    posts = node.handle(s, Ack(id=delivered[0][1].ack))
+    assert [m.body for _, m in posts if type(m) is Message] == [b"held"]
+    assert node.pool.take() == [Ack(id=f"T_{waits.id}@@session@@2")]
+    node.pool.message(auto)  # tag 5: the held one (3) still waits for its client
+    assert node.pool.take() == [Ack(id=f"T_{auto.id}@@session@@5")]
+    # Its client goes away: it goes back on its own, and the prefix is free again.
+    node.router.close(s)
+    frames = node.pool.take()
+    assert frames[0] == Nack(id=f"T_{waits.id}@@session@@3")
+    assert [type(f) for f in frames[1:]] == [Unsubscribe, Subscribe]
+    node.pool.message(auto)  # tag 6
+    assert node.pool.take() == [Cumulative(f"T_{cumulative.id}@@session@@6")]
+
+
+def test_an_unknown_ack_id_format_falls_back_to_one_ack_per_message() -> None:
+    node = Node(cumulative=True)
+    node.up()
+    cumulative_sub(node.pool.take())
+    s = node.session()
+    node.handle(s, Subscribe(destination="/queue/jobs", id="1"))
+    sub = only(node.pool.take(), Subscribe)
+    node.pool.message(sub)
+    for ack in ("opaque-1", "opaque-2"):  # not RabbitMQ's T_<sub>@@<session>@@<tag>
+        headers = [("destination", sub.destination), ("message-id", ack), ("ack", ack)]
+        node.pool.feed("MESSAGE", [*headers, ("subscription", sub.id or "")], b"m")
+    assert node.pool.take() == [
+        Ack(id=f"T_{sub.id}@@session@@1"),
+        Ack(id="opaque-1"),
+        Ack(id="opaque-2"),
+    ]
+
+
+def test_other_upstreams_get_one_ack_per_message() -> None:
+    node = Node(cumulative=True)
+    node.up(ACTIVEMQ)
+    s = node.session()
+    node.handle(s, Subscribe(destination="/queue/jobs", id="1"))
+    sub = only(node.pool.take(), Subscribe)
+    node.pool.message(sub)
+    node.pool.message(sub)
+    assert [type(f) for f in node.pool.take()] == [Ack, Ack]
 
 
 def test_queue_messages_wait_here_while_the_client_has_no_room() -> None:
@@ -797,6 +917,7 @@ def test_the_applications_user_route_uses_the_bridge() -> None:
     assert relay is not None and app.user_route.bridge is not None
     node = Node.__new__(Node)  # the same harness, around this broker's router
     node.relay, node.router = relay, broker.router
+    relay.cumulative_acks = False
     node.emitted = []
     node.router.on_emit = node.emitted.extend
     node.relay.wake = lambda index: None
