@@ -70,7 +70,8 @@ def _bars(ax, rows, targets, *, pairs: bool, unit: str) -> None:
     ax.set_xticklabels([n.replace("ws/tcp ", "") for n in names], rotation=20, fontsize=8)
     ax.set_ylabel(unit, fontsize=9)
     if pairs and names:
-        ax.legend(fontsize=8)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room for the legend above the bars' labels
+        ax.legend(fontsize=8, loc="upper right")
 
 
 def main(source: str, png: str) -> None:
