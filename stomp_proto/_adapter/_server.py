@@ -136,6 +136,7 @@ class ServerSession:
         "_tick_wake",
         "_tick_wakeups",
         "_timer_on",
+        "_write_nowait",
         "_writer_on",
         "_writing",
         "close_reason",
@@ -182,8 +183,12 @@ class ServerSession:
         #: reached a client). Read it; only :meth:`post` changes it.
         self.posted_bytes = 0
         self._joined = transport.joins_writes
-        # A byte stream that writes without a task (asyncio TCP: _aiostream.py).
+        # A byte stream the writer may write to without a task (asyncio TCP:
+        # _aiostream.py), and the transport's way to write a batch to it.
         self._nowait: NoWait | None = getattr(transport, "nowait", None)
+        self._write_nowait: Callable[[list[bytes]], bool | None] | None = (
+            None if self._nowait is None else transport.write_batch_nowait  # type: ignore[attr-defined]
+        )
         self._error_posted = False  # an ERROR is queued: it is the last frame
         # The helpers' task group (set by _run), and whether each helper runs.
         self._tg: anyio.abc.TaskGroup | None = None
@@ -487,13 +492,13 @@ class ServerSession:
             if not frames or size > _CHUNK or self.conn.state is State.CLOSED:
                 tg.start_soon(self._helper, self._writer)
                 return
-            nowait = self._nowait
-            assert nowait is not None
+            write = self._write_nowait
+            assert write is not None
             self._writing = True
             if not self._reading:
                 self._progress()  # from here, silence counts only while this write is stuck
             try:
-                done = nowait.write_batch_nowait(frames)
+                done = write(frames)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 done = None  # nothing was taken: the writer meets the failure again
             if done is None:
@@ -738,15 +743,12 @@ Handler = Callable[[ServerSession], Awaitable[None]]
 
 
 class NoWait(Protocol):
-    """What a transport's ``nowait`` offers the writer: writes without a task.
-
-    ``write_batch_nowait(frames)`` writes the frames as the transport's
-    ``send`` would (joined, or a WebSocket message each) and says whether the
-    kernel took all of it (True), or some waits for :meth:`flushed` (False);
-    None when it cannot write now (nothing taken: the writer task does it).
-    """
-
-    def write_batch_nowait(self, frames: list[bytes]) -> bool | None: ...  # pragma: no cover
+    """A transport's ``nowait`` (its byte stream, when the writer may write
+    without a task): the transport's ``write_batch_nowait(frames)`` writes the
+    frames as its ``send`` would (joined, or a WebSocket message each) and says
+    whether the kernel took all of it (True), or some waits for
+    :meth:`flushed` (False); None when it cannot write now (nothing taken:
+    the writer task does it)."""
 
     async def flushed(self) -> None: ...  # pragma: no cover
 

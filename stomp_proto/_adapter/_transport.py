@@ -12,7 +12,6 @@ STOMP parser, which sees one byte stream.
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -64,27 +63,19 @@ class StreamTransport:
         self.stream = stream
         #: True once a read found the connection reset (not a clean EOF).
         self.reset = False
-        self._fast = isinstance(stream, AsyncioSocketStream)
 
     @property
-    def nowait(self) -> StreamTransport | None:
-        """Writes without a task, when the stream can (a server's TCP stream on asyncio)."""
-        return self if self._fast else None
+    def nowait(self) -> AsyncioSocketStream | None:
+        """The stream, when the writer may write without a task (a server's
+        TCP stream on asyncio): then :meth:`write_batch_nowait` writes."""
+        stream = self.stream
+        return stream if isinstance(stream, AsyncioSocketStream) else None
 
     def write_batch_nowait(self, frames: list[bytes]) -> bool:
+        """The frames joined, to the kernel now (see AsyncioSocketStream.write_nowait)."""
         stream = self.stream
         assert isinstance(stream, AsyncioSocketStream)
         return stream.write_nowait(frames[0] if len(frames) == 1 else b"".join(frames))
-
-    async def flushed(self) -> None:
-        stream = self.stream
-        assert isinstance(stream, AsyncioSocketStream)
-        await stream.flushed()
-
-    def call_soon(self, callback: Callable[[], object]) -> None:
-        stream = self.stream
-        assert isinstance(stream, AsyncioSocketStream)
-        stream.call_soon(callback)
 
     async def send(self, data: bytes) -> None:
         await self.stream.send(data)

@@ -241,14 +241,16 @@ class WebSocketStream:
     # -- writing without a task (the server's writer, over asyncio TCP) --------
 
     @property
-    def nowait(self) -> WebSocketStream | None:
-        """Self when the writer may write without a task: a server's stream
-        over :class:`~._aiostream.AsyncioSocketStream`."""
-        return None if self._client or not isinstance(self.stream, AsyncioSocketStream) else self
+    def nowait(self) -> AsyncioSocketStream | None:
+        """The TCP stream, when the writer may write without a task (a
+        server's, over :class:`~._aiostream.AsyncioSocketStream`): then
+        :meth:`write_batch_nowait` writes."""
+        stream = self.stream
+        return stream if not self._client and isinstance(stream, AsyncioSocketStream) else None
 
     def write_batch_nowait(self, frames: list[bytes]) -> bool | None:
         """``send_frames(frames)`` now: True if the kernel took it all, False
-        if some waits for :meth:`flushed`; None (nothing taken) while another
+        if some waits in the stream's buffer; None (nothing taken) while another
         write is in progress."""
         from websockets.protocol import OPEN
 
@@ -261,16 +263,6 @@ class WebSocketStream:
         stream = self.stream
         assert isinstance(stream, AsyncioSocketStream)
         return stream.write_nowait(_server_messages(frames, self.binary))
-
-    async def flushed(self) -> None:
-        stream = self.stream
-        assert isinstance(stream, AsyncioSocketStream)
-        await stream.flushed()
-
-    def call_soon(self, callback: Callable[[], object]) -> None:
-        stream = self.stream
-        assert isinstance(stream, AsyncioSocketStream)
-        stream.call_soon(callback)
 
     async def _flush(self) -> None:
         """Write what the protocol has to send (a Pong, a Close reply or ours)."""

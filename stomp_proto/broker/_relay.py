@@ -97,6 +97,7 @@ from .. import (
     Unsubscribe,
 )
 from .._clients import ReconnectPolicy
+from .._events import Headers
 from ._patterns import Pattern, compile_pattern
 from ._router import SERVER_HEADERS, Entry, Post, Refusal, Route, Router, Session, Subscription
 
@@ -110,6 +111,24 @@ _INTERNAL = frozenset({_NODE, _PATH})
 #: router sets its own, the body's length is the serializer's, and RabbitMQ
 #: hands on the SEND's ``receipt`` and ``transaction`` (the relay's own ids).
 _DROPPED = SERVER_HEADERS | _INTERNAL | {"content-length", "receipt", "transaction"}
+
+
+def _upstream_headers(headers: Headers) -> tuple[Headers, bool]:
+    """An upstream MESSAGE's headers as a client gets them (the server's and
+    the relay's own dropped), and whether the upstream marked it redelivered."""
+    redelivered = False
+    if headers:
+        kept = []
+        for kv in headers:
+            if kv[0] in _DROPPED:
+                if kv[0] == "redelivered" and kv[1] == "true":
+                    redelivered = True
+                continue
+            kept.append(kv)
+        headers = tuple(kept)
+    return headers, redelivered
+
+
 #: Headers of a SEND that do not go upstream (RabbitMQ refuses ``message-id``
 #: on SEND with ERROR; the others are the server's). A client's SEND loses
 #: the relay's own headers too (no forged node or path).
@@ -1296,30 +1315,18 @@ class Relay:
             return unquote(unquote(destination))
         return destination
 
-    def _entry(self, conn: _Conn, usub: _USub, message: Message) -> tuple[Entry, bool]:
-        """The entry the router delivers for ``message``, and whether the
-        upstream marked it redelivered."""
-        redelivered = False
-        headers = message.headers
-        if headers:
-            kept = []
-            for kv in headers:
-                if kv[0] in _DROPPED:
-                    if kv[0] == "redelivered" and kv[1] == "true":
-                        redelivered = True
-                    continue
-                kept.append(kv)
-            headers = tuple(kept)
+    def _entry(self, conn: _Conn, usub: _USub, message: Message) -> Entry:
+        """The entry the router delivers for topic ``message``."""
+        headers, _ = _upstream_headers(message.headers)
         destination = self._local_name(conn, usub, message.destination)
         body = message.body
-        entry = Entry(
+        return Entry(
             message.message_id, destination, body, message.content_type, headers, len(body) + 200
         )
-        return entry, redelivered
 
     def _fan_out(self, conn: _Conn, usub: _USub, message: Message) -> list[Post]:
         """A topic message to this node's subscribers of ``usub``'s destination."""
-        entry, _ = self._entry(conn, usub, message)
+        entry = self._entry(conn, usub, message)
         if usub.pattern is not None:
             if not usub.pattern.match(entry.destination):
                 return []  # the upstream's wildcards are wider than ours
@@ -1347,17 +1354,7 @@ class Relay:
         message: Message,
         delivery: _Delivery | None,
     ) -> Post:
-        redelivered = False
-        headers = message.headers
-        if headers:
-            kept = []
-            for kv in headers:
-                if kv[0] in _DROPPED:
-                    if kv[0] == "redelivered" and kv[1] == "true":
-                        redelivered = True
-                    continue
-                kept.append(kv)
-            headers = tuple(kept)
+        headers, redelivered = _upstream_headers(message.headers)
         ack = message.ack or ""
         body = message.body
         relayed = _RelayEntry(

@@ -73,7 +73,7 @@ async def test_the_listener_hands_out_the_lean_stream_on_asyncio_only(
     lean = isinstance(stream_seen, AsyncioSocketStream)
     assert lean == (anyio_backend == "asyncio")
     transport = StreamTransport(stream_seen)  # type: ignore[arg-type]
-    assert (transport.nowait is transport) == lean
+    assert (transport.nowait is stream_seen) == lean
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
