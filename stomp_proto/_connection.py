@@ -410,6 +410,10 @@ class _Connection:
         if event.COMMAND not in self._own_commands:
             raise LocalProtocolError(f"a {self.role.value.lower()} cannot send {event.COMMAND}")
         version = self._version or self._pre_session_version(event)
+        if type(event) is Message and event._template is not None:
+            data = event._template._encode(event, version)
+            if data is not None:
+                return data
         frame = event.to_frame(version)
         return frame.serialize(version, content_length=getattr(event, "content_length", True))
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
 from ._errors import LocalProtocolError, RemoteProtocolError
-from ._frame import Frame
+from ._frame import SUPPORTED_VERSIONS, Frame
 
 __all__ = [
     "HEARTBEAT",
@@ -44,6 +44,7 @@ __all__ = [
     "Event",
     "Heartbeat",
     "Message",
+    "MessageTemplate",
     "Nack",
     "Receipt",
     "Send",
@@ -90,6 +91,8 @@ class Event:
     # wire name -> attribute, plus content-length -> "" (derived from the body).
     _WIRE: ClassVar[dict[str, str]] = {}
     _HAS_BODY: ClassVar[bool] = False
+    # (attribute, value) of the private fields a parsed frame leaves at their default.
+    _PRIVATE: ClassVar[tuple[tuple[str, object], ...]] = ()
     _HAS_RECEIPT: ClassVar[bool] = False
     _CONVERTS: ClassVar[bool] = False
 
@@ -141,6 +144,8 @@ class Event:
         for attr, default in cls._SLOTS:
             _set(event, attr, values.get(attr, default))
         _set(event, "headers", tuple(extra))
+        for private, initial in cls._PRIVATE:
+            _set(event, private, initial)
         if cls._HAS_BODY:
             _set(event, "body", frame.body)
         if cls._CONVERTS:
@@ -551,6 +556,9 @@ class Message(Event):
     content_type: str | None = field(default=None, metadata=header("content-type"))
     body: bytes = b""
     headers: Headers = ()
+    # The template this delivery was made from (MessageTemplate.message), whose
+    # encoding send() reuses; None for every other Message.
+    _template: MessageTemplate | None = field(default=None, init=False, compare=False, repr=False)
 
     def make_ack(self, *, transaction: str | None = None, receipt: str | None = None) -> Ack:
         """Return the ACK for this message (any version's identification)."""
@@ -575,6 +583,161 @@ class Message(Event):
     def text(self, default_charset: str = "utf-8") -> str:
         """The body decoded per ``content-type``'s charset (UTF-8 by default)."""
         return self.to_frame().text(default_charset)
+
+
+def _plain_pairs(headers: tuple[Any, ...]) -> bool:
+    for pair in headers:
+        if not (
+            type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is str
+        ):
+            return False
+    return True
+
+
+class MessageTemplate:
+    """What every delivery of one message shares, checked once and encoded
+    once per STOMP version: a broker's way to write one message to many
+    subscriptions, or a queue message to its consumer, without building and
+    serializing the whole frame each time.
+
+    The arguments are :class:`Message`'s, less the delivery's own
+    ``subscription`` and ``ack``, and are validated as :class:`Message`
+    validates them. :meth:`message` returns the :class:`Message` of one
+    delivery; a connection's ``send()`` writes it as the header lines encoded
+    the first time, with the delivery's ``subscription`` and ``ack`` lines in
+    their place: the same bytes as ``message.to_frame(version).serialize(version)``.
+    A Message changed since (``dataclasses.replace`` of a shared field), or
+    whose ``subscription`` or ``ack`` needs escaping, is serialized in full.
+
+    >>> template = MessageTemplate(destination="/topic/a", message_id="m-1", body=b"hi")
+    >>> message = template.message(subscription="0")
+    >>> message == Message(destination="/topic/a", message_id="m-1", subscription="0", body=b"hi")
+    True
+    >>> message.to_frame().serialize()
+    b'MESSAGE\\ndestination:/topic/a\\nmessage-id:m-1\\nsubscription:0\\ncontent-length:2\\n\\nhi\\x00'
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_encoded", "body", "content_type", "destination", "headers", "message_id")
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        message_id: str,
+        content_type: str | None = None,
+        body: bytes = b"",
+        headers: Headers = (),
+    ) -> None:
+        if not (
+            type(destination) is str
+            and type(message_id) is str
+            and destination
+            and message_id
+            and (content_type is None or type(content_type) is str)
+            and type(body) is bytes
+            and type(headers) is tuple
+            and _plain_pairs(headers)
+        ):
+            # Not the plain types: Message says what is wrong (or accepts subclasses).
+            Message(
+                destination=destination,
+                message_id=message_id,
+                content_type=content_type,
+                body=body,
+                headers=headers,
+            )
+        self.destination = destination
+        self.message_id = message_id
+        self.content_type = content_type
+        self.body = body
+        self.headers = headers
+        # version -> (the bytes up to the message-id line, the header lines
+        # after the delivery's own and the blank line).
+        self._encoded: dict[str, tuple[bytes, bytes]] = {}
+
+    def message(self, *, subscription: str | None = None, ack: str | None = None) -> Message:
+        """The :class:`Message` that delivers this message to ``subscription``."""
+        if not (subscription is None or type(subscription) is str) or not (
+            ack is None or type(ack) is str
+        ):
+            raise TypeError("MESSAGE subscription and ack must be str or None")
+        event = _new(Message)
+        _set(event, "destination", self.destination)
+        _set(event, "message_id", self.message_id)
+        _set(event, "subscription", subscription)
+        _set(event, "ack", ack)
+        _set(event, "content_type", self.content_type)
+        _set(event, "body", self.body)
+        _set(event, "headers", self.headers)
+        _set(event, "_template", self)
+        return event
+
+    def _encode(self, message: Message, version: str) -> bytes | None:
+        """The wire bytes of ``message`` (one of :meth:`message`'s), or None
+        when only the general serializer can say (and refuse).
+
+        The first delivery in a version is serialized in full, and its bytes
+        cut around its ``subscription`` and ``ack`` lines for the next ones.
+        """
+        if (
+            message.body is not self.body
+            or message.headers is not self.headers
+            or message.destination is not self.destination
+            or message.message_id is not self.message_id
+            or message.content_type is not self.content_type
+        ):
+            return None
+        line = ""
+        lines = 0
+        if message.subscription is not None:
+            line = "subscription:" + message.subscription + "\n"
+            lines = 1
+        if message.ack is not None:
+            line += "ack:" + message.ack + "\n"
+            lines += 1
+        if lines and (
+            "\\" in line or "\r" in line or line.count("\n") != lines or line.count(":") != lines
+        ):
+            return None  # a value to escape, or to refuse
+        own = line.encode()
+        parts = self._encoded.get(version)
+        if parts is None:
+            parts = self._plain()
+            if parts is not None:
+                self._encoded = dict.fromkeys(SUPPORTED_VERSIONS, parts)
+        if parts is not None:
+            return b"".join((parts[0], own, parts[1], self.body, b"\0"))
+        data = message.to_frame(version).serialize(version)
+        # MESSAGE, destination and message-id come first, a line each (an
+        # encoded header line has no LF inside), then this delivery's lines.
+        at = data.index(b"\n", data.index(b"\n", data.index(b"\n") + 1) + 1) + 1
+        self._encoded[version] = (data[:at], data[at + len(own) : len(data) - len(self.body) - 1])
+        return data
+
+    def _plain(self) -> tuple[bytes, bytes] | None:
+        """The encoding when nothing needs escaping or checking, the same in
+        every version (Frame.serialize's fast path); None otherwise."""
+        front = "destination:" + self.destination + "\nmessage-id:" + self.message_id + "\n"
+        rest = "".join([name + ":" + value + "\n" for name, value in self.headers])
+        lines = 2 + len(self.headers)
+        if self.content_type is not None:
+            rest = "content-type:" + self.content_type + "\n" + rest
+            lines += 1
+        text = front + rest
+        if (
+            "\\" in text
+            or "\r" in text
+            or text.count(":") != lines
+            or text.count("\n") != lines
+            or "\n:" in text
+            or "\ncontent-length:" in text
+        ):
+            return None
+        if self.body:
+            rest += "content-length:" + str(len(self.body)) + "\n"
+        return ("MESSAGE\n" + front).encode(), (rest + "\n").encode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -666,6 +829,7 @@ def _derive(cls: type[Event]) -> None:
     cls._WIRE = wire
     cls._HAS_RECEIPT = "receipt" in wire
     cls._HAS_BODY = any(f.name == "body" for f in fields)
+    cls._PRIVATE = tuple((f.name, f.default) for f in fields if not f.init)
     cls._CONVERTS = cls._convert is not Event._convert
 
 
@@ -699,6 +863,10 @@ def _compile_from_frame(cls: type[Event]) -> None:
         namespace[f"set_{attr}"] = getattr(cls, attr).__set__
         namespace[f"default_{attr}"] = default
         sets.append(f"    set_{attr}(event, default_{attr} if {attr} is _M else {attr})")
+    for private, initial in cls._PRIVATE:
+        namespace[f"set_{private}"] = getattr(cls, private).__set__
+        namespace[f"default_{private}"] = initial
+        sets.append(f"    set_{private}(event, default_{private})")
     body = ""
     if cls._HAS_BODY:
         namespace["set_body"] = getattr(cls, "body").__set__  # noqa: B009

@@ -73,6 +73,7 @@ from .. import (
     Error,
     Event,
     Message,
+    MessageTemplate,
     Nack,
     Send,
     Subscribe,
@@ -131,6 +132,20 @@ class Entry:
     _map: dict[str, str] | None = None
     #: Its row in the durable store while it is kept there (0: it is not).
     row: int = 0
+    _template: MessageTemplate | None = None
+
+    def template(self) -> MessageTemplate:
+        """What its deliveries share, checked and encoded once (made at the first)."""
+        found = self._template
+        if found is None:
+            found = self._template = MessageTemplate(
+                destination=self.destination,
+                message_id=self.message_id,
+                content_type=self.content_type,
+                body=self.body,
+                headers=self.headers,
+            )
+        return found
 
     def header_map(self) -> dict[str, str]:
         """Header name -> first value, with ``destination`` and ``content-type``
@@ -1425,22 +1440,20 @@ class Router:
     ) -> Post:
         """:meth:`deliver`, for the routes that count their deliveries in batches."""
         session = sub.session
-        ack_id = None
-        headers = entry.headers
+        ack_id = None if sub.ack == "auto" else str(next(self._acks))
         if redelivered:
-            headers = (*headers, ("redelivered", "true"))
             self.stats["redelivered"] += 1
-        if sub.ack != "auto":
-            ack_id = str(next(self._acks))
-        message = Message(
-            destination=entry.destination,
-            message_id=entry.message_id,
-            subscription=sub.sub_id,
-            ack=ack_id,
-            content_type=entry.content_type,
-            body=entry.body,
-            headers=headers,
-        )
+            message = Message(
+                destination=entry.destination,
+                message_id=entry.message_id,
+                subscription=sub.sub_id,
+                ack=ack_id,
+                content_type=entry.content_type,
+                body=entry.body,
+                headers=(*entry.headers, ("redelivered", "true")),
+            )
+        else:
+            message = entry.template().message(subscription=sub.sub_id, ack=ack_id)
         if ack_id is not None:
             key: Hashable = ack_id if session.ack_key is None else session.ack_key(message)
             sub.unacked[key] = (entry, queue, ack_id)
