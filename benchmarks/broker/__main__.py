@@ -178,7 +178,7 @@ def _print_floor(floors: list[Result]) -> None:
     good = _good(floors)
     if not good:
         return
-    rounds = ", ".join(f"{x.value:.2f}" for x in good)
+    rounds = ", ".join(f"{x.value:.2f} (steal {x.steal:.0%})" for x in good)
     print(
         f"\n# the machine's floor (floor.py: a bare asyncio server forwarding each SEND's bytes,"
         f" the same load and generator): latency p99.9 {_fmt(_median([x.value for x in good]))}"
@@ -204,7 +204,7 @@ async def _one(target, name: str, counts: Counts) -> Result:
     status = r.error or f"{_fmt(r.value)} {r.unit}; {r.detail}"
     print(
         f" {status} [broker CPU {r.cpu:.2f} s, generator CPU {r.gen_cpu:.2f} s,"
-        f" wall {r.wall:.2f} s]",
+        f" wall {r.wall:.2f} s, steal {r.steal:.0%}]",
         file=sys.stderr,
         flush=True,
     )
@@ -348,7 +348,8 @@ def _print_table(names, results, skipped, *, quick: bool, rounds: int, load) -> 
                 text = (x.error and f"FAILED: {x.error}") or f"{_fmt(x.value)} {x.unit}, {x.detail}"
                 print(
                     f"  {label:11} {name:17} #{k + 1} {text}"
-                    f"  [CPU {x.cpu:.1f} s, generator CPU {x.gen_cpu:.1f} s / wall {x.wall:.1f} s]"
+                    f"  [CPU {x.cpu:.1f} s, generator CPU {x.gen_cpu:.1f} s / wall {x.wall:.1f} s,"
+                    f" steal {x.steal:.0%}]"
                 )
 
 

@@ -12,10 +12,14 @@ message's sequence number checked in order), pointed at RabbitMQ ("direct") or a
   (each stream's producer on one node, its consumer on the other). Target: 2 nodes > 1 node.
 * **latency**: 1,000 msg/s through a queue, the send time in the body: direct, then node 1.
 
-For every run through the relay it prints the nodes' CPU per message (utime+stime of the
-node processes over the messages relayed). ``--quick`` (CI) uses small counts: it proves the
-wiring, not the figures, which are for a quiet machine. Without RabbitMQ installed it says so
-and exits 0. The exit status is 1 when a scenario lost, duplicated or reordered a message.
+Every round (``--rounds``, default 3) runs each scenario direct and through the relay in
+turn, so that the machine's load hits both alike; a verdict is the median of the per-round
+ratios. For every run through the relay it prints the nodes' CPU per message (utime+stime of
+the node processes over the messages relayed), and for every run the share of CPU time the
+hypervisor stole (``/proc/stat``). ``--quick`` (CI) uses small counts and one round: it
+proves the wiring, not the figures, which are for a quiet machine. Without RabbitMQ installed
+it says so and exits 0. The exit status is 1 when a scenario lost, duplicated or reordered a
+message.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -104,12 +109,14 @@ class _Cpu:
         return sum(t.cpu_seconds() for t in self.targets)
 
 
-async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[tuple]:
+async def _run(rabbit, node1, node2, counts: Counts, names: list[str], turn: int) -> list[tuple]:
+    """One round: each scenario direct and through the relay; rows of
+    (scenario, how, result, per-message CPU, round)."""
     rows: list[tuple] = []
     nodes = _Cpu(node1, node2)
 
     async def run(scenario: str, how: str, cpu_of, coro) -> Result:
-        print(f"   {scenario} {how} ...", file=sys.stderr, end="", flush=True)
+        print(f"   #{turn} {scenario} {how} ...", file=sys.stderr, end="", flush=True)
         upstream_before = rabbit.cpu_seconds()
         result = await _measured(cpu_of, coro, counts.timeout)
         upstream_cpu = rabbit.cpu_seconds() - upstream_before
@@ -119,8 +126,12 @@ async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[t
             per = f"RabbitMQ {upstream_cpu / n_ * 1e6:.1f} us/msg"
             if how != "direct":
                 per = f"{result.cpu / n_ * 1e6:.1f} us/msg (nodes' CPU), {per}"
-        print(f" {result.error or f'{result.value:,.0f} {result.unit}'} {per}", file=sys.stderr)
-        rows.append((scenario, how, result, per))
+        print(
+            f" {result.error or f'{result.value:,.0f} {result.unit}'} {per}"
+            f" [steal {result.steal:.0%}]",
+            file=sys.stderr,
+        )
+        rows.append((scenario, how, result, per, turn))
         await asyncio.sleep(0.5)
         return result
 
@@ -144,24 +155,41 @@ async def _run(rabbit, node1, node2, counts: Counts, names: list[str]) -> list[t
         )
     if "latency" in names:
         for how, target in (("direct", rabbit), ("1 node", node1)):
-            print(f"   latency {how} ...", file=sys.stderr, end="", flush=True)
+            print(f"   #{turn} latency {how} ...", file=sys.stderr, end="", flush=True)
             result = await latency(target, counts)
-            print(f" {result.error or result.detail}", file=sys.stderr)
-            rows.append(("latency", how, result, ""))
+            print(f" {result.error or result.detail} [steal {result.steal:.0%}]", file=sys.stderr)
+            rows.append(("latency", how, result, "", turn))
     return rows
 
 
+def _ratios(rows: list[tuple], scenario: str, top: str, bottom: str) -> list[float]:
+    """``top`` over ``bottom`` in each round where both ran clean."""
+    found = {(s, h, t): r.value for s, h, r, _, t in rows if r.error is None}
+    out = []
+    for turn in sorted({t for *_, t in rows}):
+        a, b = found.get((scenario, top, turn)), found.get((scenario, bottom, turn))
+        if a and b:
+            out.append(a / b)
+    return out
+
+
 def _verdicts(rows: list[tuple]) -> dict[str, str]:
-    found = {(s, h): r.value for s, h, r, _ in rows if r.error is None}
     out = {}
-    direct, relayed = found.get(("p2p", "direct")), found.get(("p2p", "1 node"))
-    if direct and relayed:
-        ratio = relayed / direct
-        out["p2p"] = f"{ratio:.2f}x direct ({'PASS' if ratio >= 0.8 else 'MISS'} >= 0.8x)"
-    one, two = found.get(("p2p-2-streams", "1 node")), found.get(("p2p-2-streams", "2 nodes"))
-    if one and two:
+    p2p = _ratios(rows, "p2p", "1 node", "direct")
+    if p2p:
+        ratio = statistics.median(p2p)
+        each = ", ".join(f"{x:.2f}" for x in p2p)
+        out["p2p"] = (
+            f"{ratio:.2f}x direct, median of {len(p2p)} rounds ({each})"
+            f" ({'PASS' if ratio >= 0.8 else 'MISS'} >= 0.8x)"
+        )
+    two = _ratios(rows, "p2p-2-streams", "2 nodes", "1 node")
+    if two:
+        ratio = statistics.median(two)
+        each = ", ".join(f"{x:.2f}" for x in two)
         out["p2p-2-streams"] = (
-            f"2 nodes {two / one:.2f}x 1 node ({'PASS' if two > one else 'MISS'} > 1x)"
+            f"2 nodes {ratio:.2f}x 1 node, median of {len(two)} rounds ({each})"
+            f" ({'PASS' if ratio > 1 else 'MISS'} > 1x)"
         )
     return out
 
@@ -179,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--connections", type=int, default=2, help="each node's pool connections (default 2)"
     )
+    parser.add_argument("--rounds", type=int, help="rounds of every scenario (default 3; quick 1)")
     args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
     counts = QUICK if args.quick else Counts()
     if args.messages:
         counts.p2p = args.messages
@@ -200,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         spy_path = os.environ.get("BENCH_RELAY_PYSPY")  # PATH: node 1 sampled by py-spy
         sampler = spy.start(targets[0].main_pid(), Path(spy_path)) if spy_path else None
         try:
-            rows = asyncio.run(_run(rabbit, *targets, counts, names))
+            rows = []
+            for turn in range(1, rounds + 1):
+                rows += asyncio.run(_run(rabbit, *targets, counts, names, turn))
         finally:
             spy.stop(sampler)
     finally:
@@ -211,20 +243,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"# relay benchmark{' (--quick)' if args.quick else ''}: {time.ctime(time_start)}")
     width = max(len(s) for s, *_ in rows)
-    for scenario, how, result, per in rows:
+    for scenario, how, result, per, turn in sorted(rows, key=lambda row: (row[0], row[4])):
         text = (result.error and f"FAILED: {result.error}") or (
             f"{result.value:,.1f} {result.unit}"
             if result.unit.startswith("ms")
             else f"{result.value:,.0f} {result.unit}"
         )
         cpu = f"broker CPU {result.cpu:.2f} s"
-        print(f"  {scenario:{width}}  {how:8}  {text:24} {cpu:20} {per}  {result.detail}")
+        print(
+            f"  {scenario:{width}} #{turn} {how:8}  {text:24} {cpu:20} {per}  {result.detail}"
+            f"  [steal {result.steal:.0%}]"
+        )
     for scenario, verdict in _verdicts(rows).items():
         print(f"  {scenario}: {verdict}")
     if spy_path and Path(spy_path).exists():
         print(f"\n# py-spy profile of node 1 ({spy_path})")
         print(spy.summary(Path(spy_path)))
-    return 1 if any(r.error for _, _, r, _ in rows) else 0
+    return 1 if any(r.error for _, _, r, _, _ in rows) else 0
 
 
 if __name__ == "__main__":

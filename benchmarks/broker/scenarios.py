@@ -44,6 +44,9 @@ class Result:
     wall: float = 0.0
     error: str | None = None  # integrity failure or timeout
     extra: dict = field(default_factory=dict)
+    #: Share of the machine's CPU time the hypervisor gave to other guests
+    #: while ours wanted to run (/proc/stat's steal), over the scenario.
+    steal: float = 0.0
 
 
 @dataclass
@@ -83,8 +86,20 @@ def _name(kind: str) -> str:
     return f"/{kind}/bench-{uuid.uuid4().hex[:8]}"
 
 
+def steal_seconds() -> float:
+    """CPU seconds stolen from this guest so far, all CPUs (/proc/stat's
+    ``steal``: time a virtual CPU had work but the hypervisor ran another
+    guest); 0 where the kernel does not say."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 async def _measured(target, coro_fn, timeout: float) -> Result:
-    cpu0, gen0 = target.cpu_seconds(), _gen_cpu()
+    cpu0, gen0, steal0 = target.cpu_seconds(), _gen_cpu(), steal_seconds()
     t0 = time.perf_counter()
     try:
         result = await asyncio.wait_for(coro_fn(), timeout)
@@ -95,6 +110,7 @@ async def _measured(target, coro_fn, timeout: float) -> Result:
     result.wall = time.perf_counter() - t0
     result.cpu = target.cpu_seconds() - cpu0
     result.gen_cpu = _gen_cpu() - gen0
+    result.steal = (steal_seconds() - steal0) / (result.wall * (os.cpu_count() or 1))
     return result
 
 
