@@ -609,6 +609,7 @@ class MessageTemplate:
     A Message changed since (``dataclasses.replace`` of a shared field), or
     whose ``subscription`` or ``ack`` needs escaping, is serialized in full.
 
+    >>> from stomp_proto import Message, MessageTemplate
     >>> template = MessageTemplate(destination="/topic/a", message_id="m-1", body=b"hi")
     >>> message = template.message(subscription="0")
     >>> message == Message(destination="/topic/a", message_id="m-1", subscription="0", body=b"hi")
