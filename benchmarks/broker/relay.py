@@ -16,7 +16,10 @@ Every round (``--rounds``, default 3) runs each scenario direct and through the 
 turn, so that the machine's load hits both alike; a verdict is the median of the per-round
 ratios. For every run through the relay it prints the nodes' CPU per message (utime+stime of
 the node processes over the messages relayed), and for every run the share of CPU time the
-hypervisor stole (``/proc/stat``). ``--quick`` (CI) uses small counts and one round: it
+hypervisor stole (``/proc/stat``). ``--pin`` puts RabbitMQ and the load generator on the
+first CPU and the nodes on the others, as if the nodes had machines of their own (the
+deployment scale-out is for; on a 2-core machine both nodes then share one CPU, so only p2p
+says something). ``--quick`` (CI) uses small counts and one round: it
 proves the wiring, not the figures, which are for a quiet machine. Without RabbitMQ installed
 it says so and exits 0. The exit status is 1 when a scenario lost, duplicated or reordered a
 message.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -43,11 +47,14 @@ from .scenarios import BATCH, QUICK, Counts, Result, _measured, _name, latency
 class RelayNode(procs.BenchOurBroker):
     """Our broker relaying ``/topic`` and ``/queue`` to ``upstream`` (a started RabbitMQ)."""
 
-    def __init__(self, upstream: RabbitMQ, connections: int = 2, number: int = 1) -> None:
+    def __init__(
+        self, upstream: RabbitMQ, connections: int = 2, number: int = 1, cpus: str | None = None
+    ) -> None:
         super().__init__(os.environ.get("BENCH_BROKER_CPROFILE"))
         self.upstream = upstream
         self.connections = connections
         self.number = number
+        self.cpus = cpus  # taskset's list: the CPUs the node runs on (None: any)
 
     def command(self) -> list[str]:
         up = self.upstream
@@ -55,7 +62,9 @@ class RelayNode(procs.BenchOurBroker):
         if "cProfile" in cmd:  # BENCH_BROKER_CPROFILE=PATH: one profile per node, PATH.N
             at = cmd.index("-o") + 1
             cmd[at] = f"{cmd[at]}.{self.number}"
+        pin = ["taskset", "-c", self.cpus] if self.cpus else []
         return [
+            *pin,
             *cmd,
             "--relay",
             f"stomp://{up.login}:{up.passcode}@{up.host}:{up.stomp_port}",
@@ -208,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, default=2, help="each node's pool connections (default 2)"
     )
     parser.add_argument("--rounds", type=int, help="rounds of every scenario (default 3; quick 1)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="RabbitMQ and the load generator on the first CPU, the nodes on the others"
+        " (as if on machines of their own; Linux, 2+ CPUs, taskset)",
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     counts = QUICK if args.quick else Counts()
@@ -215,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         counts.p2p = args.messages
     names = args.only or ["p2p", "p2p-2-streams", "latency"]
 
+    pinned = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2 or shutil.which("taskset") is None:
+            print("--pin needs 2 or more CPUs and taskset: not pinned", file=sys.stderr)
+        else:
+            # Before RabbitMQ starts, which inherits it; the generator is this thread.
+            os.sched_setaffinity(0, {cpus[0]})
+            pinned = (cpus[0], ",".join(map(str, cpus[1:])))
     rabbit = procs.start_rabbitmq()
     if isinstance(rabbit, str):
         print(f"relay benchmark skipped: {rabbit}", file=sys.stderr)
@@ -222,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     started = []
     try:
         for number in (1, 2):
-            node = RelayNode(rabbit.broker, args.connections, number)  # type: ignore[arg-type]
+            node = RelayNode(
+                rabbit.broker,  # type: ignore[arg-type]
+                args.connections,
+                number,
+                pinned[1] if pinned else None,
+            )
             node.start()
             started.append(node)
         time_start = time.time()
@@ -242,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"# relay benchmark{' (--quick)' if args.quick else ''}: {time.ctime(time_start)}")
+    if pinned:
+        print(
+            f"# pinned: RabbitMQ and the load generator on CPU {pinned[0]},"
+            f" the nodes on CPU {pinned[1]}"
+        )
     width = max(len(s) for s, *_ in rows)
     for scenario, how, result, per, turn in sorted(rows, key=lambda row: (row[0], row[4])):
         text = (result.error and f"FAILED: {result.error}") or (
