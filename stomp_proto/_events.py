@@ -594,6 +594,20 @@ def _plain_pairs(headers: tuple[Any, ...]) -> bool:
     return True
 
 
+def _plain_lines(text: str, lines: int) -> bool:
+    """Whether ``text``, ``lines`` header lines each ending in LF, is the same
+    in every version: nothing to escape or refuse (Frame.serialize's fast
+    path: one colon per line, no backslash, CR or LF in a value, no empty name)."""
+    return not (
+        "\\" in text
+        or "\r" in text
+        or text.count(":") != lines
+        or text.count("\n") != lines
+        or text.startswith(":")
+        or "\n:" in text
+    )
+
+
 class MessageTemplate:
     """What every delivery of one message shares, checked once and encoded
     once per STOMP version: a broker's way to write one message to many
@@ -698,9 +712,7 @@ class MessageTemplate:
         if message.ack is not None:
             line += "ack:" + message.ack + "\n"
             lines += 1
-        if lines and (
-            "\\" in line or "\r" in line or line.count("\n") != lines or line.count(":") != lines
-        ):
+        if lines and not _plain_lines(line, lines):
             return None  # a value to escape, or to refuse
         own = line.encode()
         parts = self._encoded.get(version)
@@ -727,15 +739,8 @@ class MessageTemplate:
             rest = "content-type:" + self.content_type + "\n" + rest
             lines += 1
         text = front + rest
-        if (
-            "\\" in text
-            or "\r" in text
-            or text.count(":") != lines
-            or text.count("\n") != lines
-            or "\n:" in text
-            or "\ncontent-length:" in text
-        ):
-            return None
+        if not _plain_lines(text, lines) or "\ncontent-length:" in text:
+            return None  # to escape, refuse, or check against the body
         if self.body:
             rest += "content-length:" + str(len(self.body)) + "\n"
         return ("MESSAGE\n" + front).encode(), (rest + "\n").encode()

@@ -182,24 +182,26 @@ def _ratios(rows: list[tuple], scenario: str, top: str, bottom: str) -> list[flo
     return out
 
 
+def _verdict(ratios: list[float], what: str, target: float, strict: bool = False) -> str:
+    """``what`` (with ``{}`` for the ratio) for the median of ``ratios``, and
+    whether it reaches ``target`` (above it, when ``strict``)."""
+    ratio = statistics.median(ratios)
+    each = ", ".join(f"{x:.2f}" for x in ratios)
+    passed = ratio > target if strict else ratio >= target
+    return (
+        f"{what.format(f'{ratio:.2f}x')}, median of {len(ratios)} rounds ({each})"
+        f" ({'PASS' if passed else 'MISS'} {'>' if strict else '>='} {target:g}x)"
+    )
+
+
 def _verdicts(rows: list[tuple]) -> dict[str, str]:
     out = {}
     p2p = _ratios(rows, "p2p", "1 node", "direct")
     if p2p:
-        ratio = statistics.median(p2p)
-        each = ", ".join(f"{x:.2f}" for x in p2p)
-        out["p2p"] = (
-            f"{ratio:.2f}x direct, median of {len(p2p)} rounds ({each})"
-            f" ({'PASS' if ratio >= 0.8 else 'MISS'} >= 0.8x)"
-        )
+        out["p2p"] = _verdict(p2p, "{} direct", 0.8)
     two = _ratios(rows, "p2p-2-streams", "2 nodes", "1 node")
     if two:
-        ratio = statistics.median(two)
-        each = ", ".join(f"{x:.2f}" for x in two)
-        out["p2p-2-streams"] = (
-            f"2 nodes {ratio:.2f}x 1 node, median of {len(two)} rounds ({each})"
-            f" ({'PASS' if ratio > 1 else 'MISS'} > 1x)"
-        )
+        out["p2p-2-streams"] = _verdict(two, "2 nodes {} 1 node", 1, strict=True)
     return out
 
 
